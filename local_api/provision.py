@@ -1,0 +1,127 @@
+"""Create the template's tables, buckets, parameters and secret in an emulated account (moto, LocalStack).
+
+Translates each resource's CloudFormation properties into the API calls that make the same resource,
+so key schemas, TTLs, GSIs, lifecycle rules, encryption and policies come from ``template.yaml``
+alone. Idempotent: a resource that already exists is left as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from local_api.cfn_template import Stack
+
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+
+
+def _exists_error(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in (
+        "ResourceInUseException",
+        "BucketAlreadyOwnedByYou",
+        "BucketAlreadyExists",
+        "ParameterAlreadyExists",
+        "ResourceExistsException",
+    )
+
+
+def provision(stack: Stack, session: boto3.session.Session | None = None, endpoint_url: str | None = None) -> None:
+    session = session or boto3.session.Session(region_name=stack.region)
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint_url, region_name=stack.region)  # type: ignore[call-overload]
+
+    dynamodb, s3, ssm, secrets = client("dynamodb"), client("s3"), client("ssm"), client("secretsmanager")
+    for logical_id in stack.of_type("AWS::DynamoDB::Table"):
+        create_table(dynamodb, stack.properties(logical_id))
+    for logical_id in stack.of_type("AWS::S3::Bucket"):
+        create_bucket(s3, stack.properties(logical_id), stack.region)
+    # Bucket policies are not applied: moto ignores a statement's Condition, so the TLS-only policy
+    # (deny when aws:SecureTransport is false) would deny every request. tests/infrastructure checks it.
+    for logical_id in stack.of_type("AWS::SSM::Parameter"):
+        props = stack.properties(logical_id)
+        _ignore_existing(lambda p=props: ssm.put_parameter(Name=p["Name"], Value=str(p["Value"]), Type=p["Type"]))
+    for logical_id in stack.of_type("AWS::SecretsManager::Secret"):
+        props = stack.properties(logical_id)
+        _ignore_existing(
+            lambda p=props: secrets.create_secret(Name=p["Name"], SecretString=p.get("SecretString", "{}"))
+        )
+
+
+def _ignore_existing(call: Any) -> None:
+    try:
+        call()
+    except ClientError as exc:
+        if not _exists_error(exc):
+            raise
+
+
+def create_table(dynamodb: Any, props: dict[str, Any]) -> None:
+    name = props["TableName"]
+    kwargs = {key: props[key] for key in _TABLE_KEYS if key in props}
+    if props.get("SSESpecification", {}).get("SSEEnabled"):
+        kwargs["SSESpecification"] = {"Enabled": True}
+    try:
+        dynamodb.create_table(TableName=name, **kwargs)
+    except ClientError as exc:
+        if not _exists_error(exc):
+            raise
+        return
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]}
+        )
+
+
+def create_bucket(s3: Any, props: dict[str, Any], region: str) -> None:
+    name = props["BucketName"]
+    kwargs: dict[str, Any] = {}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(Bucket=name, **kwargs)
+    except ClientError as exc:
+        if not _exists_error(exc):
+            raise
+        return
+    if "BucketEncryption" in props:
+        rules = [
+            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+    if "LifecycleConfiguration" in props:
+        rules = [lifecycle_rule(rule) for rule in props["LifecycleConfiguration"]["Rules"]]
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+    if "CorsConfiguration" in props:
+        rules = [cors_rule(rule) for rule in props["CorsConfiguration"]["CorsRules"]]
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+
+
+def cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation CORS rule in the shape of the S3 API."""
+    renamed = {"Id": "ID", "ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds"}
+    return {renamed.get(key, key): int(value) if key == "MaxAge" else value for key, value in rule.items()}
+
+
+def lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the shape of the S3 API."""
+    converted: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    if "NoncurrentVersionExpiration" in rule:
+        days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+    return converted

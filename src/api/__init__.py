@@ -1,0 +1,1 @@
+"""HTTP layer: the Lambda entry point, the router and request parsing."""

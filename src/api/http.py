@@ -1,0 +1,183 @@
+"""HTTP API (payload format 2.0) events in, envelope responses out.
+
+``Request.from_event`` is tolerant: whatever the event holds, it yields a request or raises
+``InvalidRequest`` (never a ``KeyError`` or ``TypeError``), so every response is in the envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from utils.clock import compact_utc
+from utils.errors import ApiError, InvalidRequest
+
+API_VERSION = "v1"
+
+CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
+CORS_ALLOW_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key, X-Correlation-ID"
+CORS_EXPOSE_HEADERS = "X-Request-ID, X-Correlation-ID, Location, Retry-After, Idempotent-Replayed"
+CORS_MAX_AGE_SECONDS = "600"
+
+_REQUEST_ID_ALPHABET = string.ascii_lowercase + string.digits
+#: A client's correlation id is echoed and logged only if it is this tame; otherwise the request id is used.
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:/=+-]{1,128}")
+
+
+def new_request_id(epoch_seconds: float) -> str:
+    """``req_{YYYYMMDDTHHMMSS}_{10 lowercase letters or digits}`` (UTC)."""
+    suffix = "".join(secrets.choice(_REQUEST_ID_ALPHABET) for _ in range(10))
+    return f"req_{compact_utc(epoch_seconds)}_{suffix}"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    raw_body: Any
+    is_base64: bool
+    request_id: str
+    correlation_id: str
+    aws_request_id: str | None = None
+    path_params: dict[str, str] = field(default_factory=dict)
+    _body: bytes | None = None
+
+    @classmethod
+    def from_event(cls, event: Any, request_id: str) -> Request:
+        event = _mapping(event)
+        context = _mapping(event.get("requestContext"))
+        http = _mapping(context.get("http"))
+        raw_headers = _mapping(event.get("headers"))
+        headers = {str(k).lower(): _text(v) for k, v in raw_headers.items()}
+        raw_query = event.get("queryStringParameters")
+        query = {str(k): _text(v) for k, v in raw_query.items()} if isinstance(raw_query, dict) else {}
+        client_correlation = headers.get("x-correlation-id", "")
+        correlation_id = client_correlation if _CORRELATION_ID.fullmatch(client_correlation) else request_id
+        return cls(
+            method=(_text(http.get("method")) or "GET").upper(),
+            path=_text(event.get("rawPath")) or _text(http.get("path")) or "/",
+            headers=headers,
+            query=query,
+            raw_body=event.get("body"),
+            is_base64=event.get("isBase64Encoded") is True,
+            request_id=request_id,
+            correlation_id=correlation_id,
+            aws_request_id=_text(context.get("requestId")) or None,
+        )
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def media_type(self) -> str:
+        """The Content-Type without parameters, lower-cased (``""`` when absent)."""
+        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+    @property
+    def body(self) -> bytes:
+        """The body's bytes (API Gateway base64-encodes binary bodies)."""
+        if self._body is None:
+            raw = self.raw_body
+            if raw is None:
+                self._body = b""
+            elif not isinstance(raw, str):
+                raise InvalidRequest("The request body could not be read")
+            elif self.is_base64:
+                try:
+                    self._body = base64.b64decode(raw, validate=True)
+                except (binascii.Error, ValueError):
+                    raise InvalidRequest("The request body could not be read") from None
+            else:
+                self._body = raw.encode("utf-8", errors="surrogatepass")
+        return self._body
+
+    def json_body(self) -> Any:
+        """The body parsed as JSON, or ``InvalidRequest`` saying what is wrong with it."""
+        body = self.body
+        if not body.strip():
+            raise InvalidRequest("A JSON request body is required")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("The request body is not valid UTF-8") from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise InvalidRequest("The request body is not valid JSON") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def cors_headers(origin: str | None, allowed_origins: tuple[str, ...]) -> dict[str, str]:
+    """``Access-Control-*`` headers for every response; the origin is allowed by configuration."""
+    headers = {
+        "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+        "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+        "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+        "Access-Control-Max-Age": CORS_MAX_AGE_SECONDS,
+    }
+    if "*" in allowed_origins:
+        headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        headers["Vary"] = "Origin"
+        if origin and origin.rstrip("/") in allowed_origins:
+            headers["Access-Control-Allow-Origin"] = origin
+    return headers
+
+
+def _base_headers(request_id: str, correlation_id: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "X-Request-ID": request_id,
+        "X-Correlation-ID": correlation_id,
+    }
+
+
+def _response(status: int, payload: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": headers,
+        "body": "" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
+def success(
+    status: int, data: Any, request_id: str, correlation_id: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    payload = {"status": "success", "data": data, "meta": {"request_id": request_id, "api_version": API_VERSION}}
+    return _response(status, payload, {**_base_headers(request_id, correlation_id), **(headers or {})})
+
+
+def failure(error: ApiError, request_id: str, correlation_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    payload = {"status": "error", "error": body, "meta": {"request_id": request_id, "api_version": API_VERSION}}
+    return _response(error.http_status, payload, {**_base_headers(request_id, correlation_id), **error.headers})
+
+
+def no_content(request_id: str, correlation_id: str) -> dict[str, Any]:
+    headers = _base_headers(request_id, correlation_id)
+    del headers["Content-Type"]
+    return _response(204, None, headers)

@@ -1,0 +1,226 @@
+"""The Lambda entry point: routes HTTP API (payload 2.0) requests by method and path.
+
+This module is the authority on routes: API Gateway sends everything here (a catch-all route), and
+unknown paths (404 ``NOT_FOUND``) and wrong methods (405 ``METHOD_NOT_ALLOWED`` with ``Allow``) are
+answered here in the envelope. Handlers are thin: parse, call the service, wrap the result. Every
+exception becomes a response in exactly one place, ``_error_response``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from api import http
+from api.http import Request
+from api.requests import parse_create_job
+from services import health
+from services.job_service import JobService, RequestInfo
+from storage.blueprint_store import BlueprintStore
+from storage.jobs_table import JobsTable
+from utils import config as runtime_config
+from utils import logging as log
+from utils import retry
+from utils.clock import wall_time
+from utils.errors import ApiError, InternalError, MethodNotAllowed, RouteNotFound
+from utils.settings import Settings, get_settings
+
+logger = log.get_logger("api")
+
+#: Kept in hand at the end of an invocation to write the response and the log line.
+RESPONSE_RESERVE_SECONDS = 1.0
+
+
+# ------------------------------------------------------------------------------------ dependencies
+@dataclass
+class Dependencies:
+    """Everything a request needs, built once per container (clients are created lazily inside)."""
+
+    settings: Settings
+    jobs: JobsTable
+    blueprints: BlueprintStore
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Dependencies:
+        return cls(settings, JobsTable(settings.jobs_table), BlueprintStore(settings.blueprints_bucket))
+
+    def config(self) -> runtime_config.RuntimeConfig:
+        return runtime_config.get_config(self.settings)
+
+    def job_service(self) -> JobService:
+        return JobService(self.jobs, self.blueprints, self.config())
+
+
+_dependencies: Dependencies | None = None
+_dependencies_lock = threading.Lock()
+
+
+def get_dependencies() -> Dependencies:
+    global _dependencies
+    if _dependencies is None:
+        with _dependencies_lock:
+            if _dependencies is None:
+                settings = get_settings()
+                log.set_level(settings.log_level)
+                _dependencies = Dependencies.from_settings(settings)
+    return _dependencies
+
+
+def reset_dependencies() -> None:
+    """Forget the container's state (tests and the local server use this after changing settings)."""
+    global _dependencies
+    with _dependencies_lock:
+        _dependencies = None
+    get_settings.cache_clear()
+    runtime_config.reset()
+
+
+# ------------------------------------------------------------------------------------------ routes
+Handler = Callable[[Request, Dependencies], dict[str, Any]]
+
+
+def health_check(request: Request, deps: Dependencies) -> dict[str, Any]:
+    report = health.check({"dynamodb": deps.jobs.ping, "s3": deps.blueprints.ping})
+    status = 200 if report["status"] == "healthy" else 503
+    return http.success(status, report, request.request_id, request.correlation_id)
+
+
+def create_job(request: Request, deps: Dependencies) -> dict[str, Any]:
+    service = deps.job_service()
+    blueprint = parse_create_job(request, service.config.max_upload_bytes)
+    job = service.create_job(blueprint, RequestInfo(request.request_id, request.correlation_id))
+    return http.success(
+        201,
+        job.to_public(),
+        request.request_id,
+        request.correlation_id,
+        headers={"Location": f"/api/v1/jobs/{job.job_id}"},
+    )
+
+
+def get_job(request: Request, deps: Dependencies) -> dict[str, Any]:
+    job = deps.job_service().get_job(request.path_params["job_id"])
+    return http.success(200, job.to_public(), request.request_id, request.correlation_id)
+
+
+def cancel_job(request: Request, deps: Dependencies) -> dict[str, Any]:
+    job = deps.job_service().cancel_job(request.path_params["job_id"])
+    return http.success(200, job.to_public(), request.request_id, request.correlation_id)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    handler: Handler
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    """``/api/v1/jobs/{job_id}`` -> a pattern with a named group per ``{parameter}`` (one path segment)."""
+    parts = re.split(r"(\{\w+\})", template)
+    return re.compile("".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/health", health_check),
+    Route("POST", "/api/v1/jobs", create_job),
+    Route("GET", "/api/v1/jobs/{job_id}", get_job),
+    Route("DELETE", "/api/v1/jobs/{job_id}", cancel_job),
+)
+_COMPILED = tuple((route, _compile(route.template)) for route in ROUTES)
+
+
+def match(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """The route for ``method`` and ``path`` with its path parameters; 404 or 405 otherwise."""
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    allowed: list[str] = []
+    for route, pattern in _COMPILED:
+        found = pattern.fullmatch(path)
+        if found is None:
+            continue
+        if route.method == method:
+            return route, found.groupdict()
+        allowed.append(route.method)
+    if allowed:
+        raise MethodNotAllowed([*dict.fromkeys(allowed), "OPTIONS"])
+    raise RouteNotFound(details={"path": path[:200]})
+
+
+# ------------------------------------------------------------------------------------------- entry
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    request_id = http.new_request_id(wall_time())
+    log.clear()
+    log.bind(request_id=request_id, correlation_id=request_id)
+    request: Request | None = None
+    route_name = "unmatched"
+    try:
+        request = Request.from_event(event, request_id)
+        log.bind(
+            correlation_id=request.correlation_id,
+            aws_request_id=getattr(context, "aws_request_id", None),
+            api_gateway_request_id=request.aws_request_id,
+        )
+        if request.method == "OPTIONS":
+            route_name = "OPTIONS *"
+            response = http.no_content(request_id, request.correlation_id)
+        else:
+            route, params = match(request.method, request.path)
+            route_name = f"{route.method} {route.template}"
+            request.path_params = params
+            if "job_id" in params:
+                log.bind(job_id=params["job_id"][:64])
+            deps = get_dependencies()
+            with retry.deadline(_seconds_left(context)):
+                response = route.handler(request, deps)
+    except Exception as exc:  # the one place where exceptions become responses
+        response = _error_response(exc, request_id, request.correlation_id if request else request_id)
+    response["headers"].update(_cors(request))
+    logger.info(
+        "request completed",
+        extra={
+            "method": request.method if request else None,
+            "route": route_name,
+            "status": response["statusCode"],
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    log.clear()
+    return response
+
+
+def _error_response(exc: Exception, request_id: str, correlation_id: str) -> dict[str, Any]:
+    if isinstance(exc, ApiError):
+        if exc.http_status >= 500:
+            logger.error("request failed", extra={"code": exc.code}, exc_info=exc.__cause__ or exc)
+        return http.failure(exc, request_id, correlation_id)
+    logger.exception("unhandled error")
+    return http.failure(InternalError(), request_id, correlation_id)
+
+
+def _seconds_left(context: Any) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    try:
+        return max(0.0, float(remaining()) / 1000 - RESPONSE_RESERVE_SECONDS)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cors(request: Request | None) -> dict[str, str]:
+    """CORS headers for any response; falls back to the deployment default if config cannot load."""
+    origin = request.header("origin") if request else None
+    try:
+        allowed = get_dependencies().config().cors_allowed_origins
+    except Exception:
+        try:
+            allowed = get_settings().cors_allowed_origins
+        except Exception:
+            allowed = ()
+    return http.cors_headers(origin, allowed)

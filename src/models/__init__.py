@@ -1,0 +1,1 @@
+"""The one shape of a job."""

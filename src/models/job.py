@@ -1,0 +1,146 @@
+"""The one shape of a job: fields, status enum, allowed transitions, id format, record (de)serialisation.
+
+No I/O here. ``to_record``/``from_record`` convert to and from the plain attribute map stored in
+DynamoDB (absent attributes for ``None``; numbers come back as ``Decimal`` and are turned into ``int``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+API_VERSION = "v1"
+JOB_TTL_SECONDS = 7 * 24 * 3600
+
+#: ``job_{YYYYMMDDTHHMMSS}_{16 lowercase hex}``: UTC creation time and 64 random bits.
+JOB_ID_PATTERN = re.compile(r"job_\d{8}T\d{6}_[0-9a-f]{16}")
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return not ALLOWED_TRANSITIONS[self]
+
+
+#: The state machine. Final states map to nothing: nothing moves a job out of them.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.CANCELLED}),
+    JobStatus.PROCESSING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """Every status from which ``target`` may be reached."""
+    return frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+
+
+def is_valid_job_id(value: str) -> bool:
+    return JOB_ID_PATTERN.fullmatch(value) is not None
+
+
+def make_job_id(compact_time: str, random_hex: str) -> str:
+    job_id = f"job_{compact_time}_{random_hex}"
+    if not is_valid_job_id(job_id):
+        raise ValueError("job id parts do not form a valid job id")
+    return job_id
+
+
+# Fields a client sees, in the contract's order.
+PUBLIC_FIELDS = (
+    "job_id",
+    "status",
+    "created_at",
+    "updated_at",
+    "blueprint_s3_key",
+    "blueprint_format",
+    "blueprint_hash",
+    "blueprint_size",
+    "blueprint_filename",
+    "result_s3_key",
+    "error",
+    "request_id",
+    "correlation_id",
+    "api_version",
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    blueprint_s3_key: str
+    blueprint_format: str
+    blueprint_hash: str
+    blueprint_size: int
+    blueprint_filename: str
+    request_id: str
+    correlation_id: str
+    #: Epoch seconds; the table's TTL attribute. Reads treat a job past it as absent.
+    expires_at: int
+    api_version: str = API_VERSION
+    result_s3_key: str | None = None
+    error: dict[str, str] | None = None
+    #: Incremented by every status write; part of each transition's condition.
+    version: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def is_expired(self, now_epoch: float) -> bool:
+        return self.expires_at <= now_epoch
+
+    def with_status(self, status: JobStatus, updated_at: str) -> Job:
+        return replace(self, status=status, updated_at=updated_at, version=self.version + 1)
+
+    def to_public(self) -> dict[str, Any]:
+        """The job as the contract shows it to clients."""
+        data = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        data["status"] = self.status.value
+        return data
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            record[f.name] = value.value if isinstance(value, JobStatus) else value
+        record.update(self.extra)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {k: _plain(v) for k, v in record.items() if k in known}
+        values["status"] = JobStatus(values["status"])
+        extra = {k: _plain(v) for k, v in record.items() if k not in known}
+        return cls(**values, extra=extra)
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers arrive as Decimal; our numbers are all integers."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,86 @@
+"""The S3 blueprints bucket: every call to it and its keys.
+
+Objects are written with ``If-None-Match: *`` (never overwrite another job's file) and a SHA-256
+checksum S3 verifies on arrival. Encryption (SSE-S3) is the bucket's default, set in the template.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from utils import aws, retry
+from utils.logging import get_logger
+
+logger = get_logger("blueprint_store")
+
+
+def blueprint_key(job_id: str, filename: str) -> str:
+    return f"blueprints/{job_id}/{filename}"
+
+
+class BlueprintKeyTaken(Exception):
+    """An object already exists under the key (a new job id must be drawn)."""
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class BlueprintStore:
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.get_client("s3")
+
+    def put_new(self, key: str, body: bytes, content_type: str, sha256_digest: bytes) -> None:
+        """Store ``body`` under ``key`` unless something is there already (``BlueprintKeyTaken``)."""
+        checksum = base64.b64encode(sha256_digest).decode()
+        try:
+            retry.call(
+                "s3.put_object",
+                lambda: self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType=content_type,
+                    ChecksumSHA256=checksum,
+                    IfNoneMatch="*",
+                ),
+            )
+        except ClientError as exc:
+            if _error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise
+            # A retried put whose first attempt landed finds its own bytes: that is success.
+            if self._checksum(key) == checksum:
+                return
+            raise BlueprintKeyTaken(key) from exc
+
+    def _checksum(self, key: str) -> str | None:
+        head = retry.call(
+            "s3.head_object",
+            lambda: self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"),
+        )
+        value = head.get("ChecksumSHA256")
+        return str(value) if value is not None else None
+
+    def delete(self, key: str) -> None:
+        retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def ping(self) -> None:
+        """``HeadBucket``: proves the bucket answers and we may list it; raises if not."""
+        self.client.head_bucket(Bucket=self.bucket)

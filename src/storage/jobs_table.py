@@ -1,0 +1,117 @@
+"""The DynamoDB ``jobs`` table: every call to it, its conditional expressions and error translation.
+
+Every status write is a conditional update on the status *and* the version counter the writer read, so
+two racing writers can never both win: the loser gets ``StaleJob`` carrying what the winner wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from models.job import Job, JobStatus
+from utils import aws, retry
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+#: A key no job can have (job ids match ``job_...``): reading it is the cheapest reachability probe.
+HEALTH_PROBE_KEY = "__health_probe__"
+
+
+class JobIdTaken(Exception):
+    """A put found a record with the same id (a new id must be drawn)."""
+
+
+class StaleJob(Exception):
+    """A conditional status write lost: the job changed since it was read."""
+
+    def __init__(self, current: Job | None) -> None:
+        self.current = current
+        super().__init__("the job changed since it was read")
+
+
+def _serialise(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def _deserialise(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobsTable:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.get_client("dynamodb")
+
+    def put_new(self, job: Job) -> None:
+        """Write a new job; ``JobIdTaken`` if a record with its id exists (and is not this very job)."""
+        item = _serialise(job.to_record())
+        try:
+            retry.call(
+                "dynamodb.put_item",
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(job_id)",
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            # A retried put whose first attempt landed finds its own record: that is success.
+            existing = self.get(job.job_id)
+            if existing is not None and existing.request_id == job.request_id and existing.version == job.version:
+                return
+            raise JobIdTaken(job.job_id) from exc
+
+    def get(self, job_id: str) -> Job | None:
+        response = retry.call(
+            "dynamodb.get_item",
+            lambda: self.client.get_item(TableName=self.table_name, Key={"job_id": {"S": job_id}}, ConsistentRead=True),
+        )
+        item = response.get("Item")
+        return Job.from_record(_deserialise(item)) if item else None
+
+    def transition(self, job: Job, target: JobStatus, updated_at: str, fields: dict[str, Any] | None = None) -> Job:
+        """Move ``job`` (as read) to ``target``; ``StaleJob`` if anyone wrote it since it was read."""
+        sets = {"status": target.value, "updated_at": updated_at, **(fields or {})}
+        names = {f"#f{i}": name for i, name in enumerate(sets)}
+        values = {f":v{i}": value for i, value in enumerate(sets.values())}
+        assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(sets)))
+        names.update({"#status": "status", "#version": "version"})
+        values.update({":expected_status": job.status.value, ":expected_version": job.version, ":one": 1})
+        try:
+            response = retry.call(
+                "dynamodb.update_item",
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"job_id": {"S": job.job_id}},
+                    UpdateExpression=f"SET {assignments}, #version = #version + :one",
+                    ConditionExpression="#status = :expected_status AND #version = :expected_version",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_serialise(values),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            old: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure
+            raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
+        return Job.from_record(_deserialise(response["Attributes"]))
+
+    def ping(self) -> None:
+        """One cheap read (half a read unit) that proves the table answers; raises if it does not."""
+        self.client.get_item(TableName=self.table_name, Key={"job_id": {"S": HEALTH_PROBE_KEY}})

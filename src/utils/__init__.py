@@ -1,0 +1,1 @@
+"""Cross-cutting utilities: settings, configuration, secrets, logging, errors, retries."""

@@ -1,0 +1,69 @@
+"""A small time-to-live cache with stale-on-error, shared by the config and secrets utilities.
+
+A value is fresh for ``ttl`` seconds after it was loaded. When a reload fails with ``ServiceUnavailable``
+(the dependency is down after retries) and an older value exists, the older value keeps serving and
+the next reload is tried after ``stale_retry_seconds``: an SSM or Secrets Manager outage must not take
+the API down while we still know the answer. With nothing cached, the error reaches the caller (503).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from utils.clock import MonotonicClock, monotonic
+from utils.errors import ServiceUnavailable
+from utils.logging import get_logger
+
+V = TypeVar("V")
+logger = get_logger("cache")
+
+
+@dataclass
+class _Entry(Generic[V]):
+    value: V
+    expires: float
+
+
+class TtlCache(Generic[V]):
+    def __init__(
+        self,
+        ttl_seconds: float,
+        *,
+        clock: MonotonicClock = monotonic,
+        stale_retry_seconds: float = 30.0,
+        name: str = "cache",
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.stale_retry_seconds = stale_retry_seconds
+        self.name = name
+        self._clock = clock
+        self._entries: dict[str, _Entry[V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, load: Callable[[], V]) -> V:
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and now < entry.expires:
+            return entry.value
+        try:
+            value = load()
+        except ServiceUnavailable:
+            if entry is None:
+                raise
+            logger.warning("reload failed; serving the cached value", extra={"cache": self.name})
+            with self._lock:
+                entry.expires = now + self.stale_retry_seconds
+            return entry.value
+        with self._lock:
+            self._entries[key] = _Entry(value, now + self.ttl_seconds)
+        return value
+
+    def invalidate(self, key: str | None = None) -> None:
+        with self._lock:
+            if key is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(key, None)

@@ -1,0 +1,152 @@
+"""The one retry layer for AWS calls: exponential backoff with jitter, bounded by the Lambda's deadline.
+
+botocore's own retries are switched off on every client we create (``aws_clients.client_config``), so a
+throttled call is retried here and only here: 1 s, 2 s, 4 s, 8 s (each scaled by a random factor in
+[0.5, 1.0]), at most ``max_retries`` times, and never when the sleep plus one more attempt would run past
+the time the invocation has left. When retries run out the caller gets ``ServiceUnavailable`` (503 with
+``Retry-After``) chained to the last AWS error, which is logged but never shown to the client.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TypeVar
+
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from utils.clock import MonotonicClock, monotonic
+from utils.errors import ServiceUnavailable
+from utils.logging import get_logger
+
+T = TypeVar("T")
+logger = get_logger("retry")
+
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionInProgressException",
+        "SlowDown",
+        "InternalError",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+#: Time one more attempt is allowed to take, kept in hand before sleeping (connect + read of a small call).
+ATTEMPT_ALLOWANCE_SECONDS = 1.0
+
+_deadline: ContextVar[float | None] = ContextVar("retry_deadline", default=None)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 8.0
+    #: Each delay is multiplied by a factor drawn from [1 - jitter, 1].
+    jitter: float = 0.5
+
+    def delay(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
+        """Delay before retry ``retry_number`` (0-based): base * 2**n, capped, with jitter."""
+        nominal = min(self.max_delay, self.base_delay * (2**retry_number))
+        return float(nominal * (1 - self.jitter * rand()))
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling, 5xx and connection errors are worth retrying; anything else is not."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in RETRYABLE_ERROR_CODES or (isinstance(status, int) and status >= 500)
+    return isinstance(exc, BotoConnectionError | HTTPClientError)
+
+
+@contextmanager
+def deadline(seconds_left: float | None, clock: MonotonicClock = monotonic) -> Iterator[None]:
+    """Bound every retry inside the block by ``seconds_left`` from now (the Lambda's remaining time)."""
+    token = _deadline.set(None if seconds_left is None else clock() + seconds_left)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def seconds_left(clock: MonotonicClock = monotonic) -> float | None:
+    """Time left before the current deadline, or None outside any deadline."""
+    end = _deadline.get()
+    return None if end is None else end - clock()
+
+
+def call(
+    operation: str,
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: MonotonicClock = monotonic,
+    rand: Callable[[], float] = random.random,
+) -> T:
+    """Run ``fn``; retry it on retryable errors; raise ``ServiceUnavailable`` when retries run out."""
+    retry_number = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            delay = policy.delay(retry_number, rand)
+            left = seconds_left(clock)
+            out_of_retries = retry_number >= policy.max_retries
+            out_of_time = left is not None and delay + ATTEMPT_ALLOWANCE_SECONDS > left
+            if out_of_retries or out_of_time:
+                logger.error(
+                    "aws call failed, giving up",
+                    extra={
+                        "operation": operation,
+                        "attempts": retry_number + 1,
+                        "reason": "retries exhausted" if out_of_retries else "deadline",
+                        "error_type": type(exc).__name__,
+                        "error_code": _error_code(exc),
+                    },
+                )
+                raise ServiceUnavailable(retry_after=math.ceil(policy.max_delay / 2)) from exc
+            logger.warning(
+                "aws call failed, retrying",
+                extra={
+                    "operation": operation,
+                    "attempt": retry_number + 1,
+                    "delay_s": round(delay, 3),
+                    "error_type": type(exc).__name__,
+                    "error_code": _error_code(exc),
+                },
+            )
+            sleep(delay)
+            retry_number += 1
+
+
+def _error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    return None

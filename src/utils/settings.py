@@ -1,0 +1,75 @@
+"""Settings read once per container from the environment the template gives the function.
+
+Nothing else in ``src/`` reads ``os.environ``: code receives a ``Settings``. A missing required variable
+fails at the first request of the container with a message naming it (``ConfigurationError``), which the
+router reports as a 500 and logs, instead of a confusing boto3 error later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from utils.errors import ConfigurationError
+
+ENVIRONMENTS = ("dev", "prod")
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    jobs_table: str
+    preview_cache_table: str
+    blueprints_bucket: str
+    cache_bucket: str
+    config_path: str
+    api_keys_secret_name: str
+    region: str
+    log_level: str = "INFO"
+    #: Fallback for the ``cors-allowed-origins`` parameter when Parameter Store has none.
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    api_version: str = "v1"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        missing = [name for name in _REQUIRED if not environ.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing required environment variables: {', '.join(missing)}")
+        environment = environ["ENVIRONMENT"]
+        if environment not in ENVIRONMENTS:
+            raise ConfigurationError(f"ENVIRONMENT must be one of {ENVIRONMENTS}, got {environment!r}")
+        config_path = environ["CONFIG_PATH"]
+        if not config_path.startswith("/"):
+            raise ConfigurationError("CONFIG_PATH must start with '/'")
+        origins = tuple(o.strip() for o in environ.get("CORS_ALLOWED_ORIGINS", "*").split(",") if o.strip())
+        return cls(
+            environment=environment,
+            jobs_table=environ["JOBS_TABLE"],
+            preview_cache_table=environ["PREVIEW_CACHE_TABLE"],
+            blueprints_bucket=environ["BLUEPRINTS_BUCKET"],
+            cache_bucket=environ["CACHE_BUCKET"],
+            config_path=config_path.rstrip("/") + "/",
+            api_keys_secret_name=environ["API_KEYS_SECRET_NAME"],
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+            cors_allowed_origins=origins or ("*",),
+        )
+
+
+_REQUIRED = (
+    "ENVIRONMENT",
+    "JOBS_TABLE",
+    "PREVIEW_CACHE_TABLE",
+    "BLUEPRINTS_BUCKET",
+    "CACHE_BUCKET",
+    "CONFIG_PATH",
+    "API_KEYS_SECRET_NAME",
+)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The container's settings, built on first use."""
+    return Settings.from_environ(os.environ)

@@ -1,0 +1,128 @@
+"""Shared fixtures: emulated AWS built from template.yaml, and a handler invoker with faithful events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_api import moto_atomic
+from local_api.cfn_template import Stack, load_template
+from local_api.provision import provision
+from local_api.server import LambdaContext, build_event
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ever reaches real AWS: fake credentials, no endpoint override, no profile."""
+    for key, value in _FAKE_AWS.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return Stack(load_template(), {"Environment": "dev"})
+
+
+@pytest.fixture
+def aws(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """In-process moto with the template's tables, buckets, parameters and secret; the Lambda's env set."""
+    from moto import mock_aws
+
+    from api import rest_api
+    from utils import aws as aws_clients
+    from utils import secrets
+
+    moto_atomic.install()
+    with mock_aws():
+        provision(stack)
+        for key, value in stack.function_environment().items():
+            monkeypatch.setenv(key, value)
+        aws_clients.reset_clients()
+        rest_api.reset_dependencies()
+        secrets._store = None
+        yield stack
+        aws_clients.reset_clients()
+        rest_api.reset_dependencies()
+        secrets._store = None
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+    raw: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.body["data"]
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return dict(self.body["error"])
+
+
+def to_reply(result: dict[str, Any]) -> Reply:
+    text = result.get("body") or ""
+    return Reply(result["statusCode"], result["headers"], json.loads(text) if text else {}, result)
+
+
+def invoke_event(event: dict[str, Any], remaining_seconds: int = 25) -> Reply:
+    from api.rest_api import lambda_handler
+
+    return to_reply(lambda_handler(event, LambdaContext("location-detection-dev-api", remaining_seconds)))
+
+
+def invoke(
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """Call ``lambda_handler`` with the event API Gateway would build for this HTTP request."""
+    all_headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    all_headers.setdefault("Host", "api.example.test")
+    return invoke_event(build_event(method, path, list(all_headers.items()), body or b""))
+
+
+def create_body(content: bytes, fmt: str | None = "png", filename: str | None = "plan.png") -> dict[str, Any]:
+    blueprint: dict[str, Any] = {"file": base64.b64encode(content).decode()}
+    if fmt is not None:
+        blueprint["format"] = fmt
+    if filename is not None:
+        blueprint["filename"] = filename
+    return {"blueprint": blueprint}
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / name).read_text()))
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
