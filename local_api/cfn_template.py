@@ -22,6 +22,16 @@ LOCAL_ACCOUNT_ID = "123456789012"
 _SHORT_FORMS = ("Ref", "Condition")
 
 
+class _NoValue:
+    """``AWS::NoValue``: the property or list item that resolves to it is removed."""
+
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
+
+
 class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
     """A YAML loader that turns ``!Sub x`` into ``{"Fn::Sub": x}`` (and ``!Ref`` into ``{"Ref": ...}``)."""
 
@@ -88,7 +98,7 @@ class Stack:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -97,17 +107,18 @@ class Stack:
                 resolver = getattr(self, "_" + key.replace("Fn::", "fn_"), None)
                 if resolver is not None:
                     return resolver(arg)
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
     # Intrinsic functions -------------------------------------------------------------------------
-    def _Ref(self, name: str) -> str:  # noqa: N802 - CloudFormation's spelling
-        pseudo = {
+    def _Ref(self, name: str) -> Any:  # noqa: N802 - CloudFormation's spelling
+        pseudo: dict[str, Any] = {
             "AWS::Region": self.region,
             "AWS::AccountId": LOCAL_ACCOUNT_ID,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": f"location-detection-{self.parameters.get('Environment', 'dev')}",
-            "AWS::NoValue": "",
+            "AWS::NoValue": NO_VALUE,
         }
         if name in pseudo:
             return pseudo[name]
@@ -168,8 +179,8 @@ class Stack:
     # What the local API and tests need ---------------------------------------------------------------
     def function_environment(self, logical_id: str = "ApiFunction") -> dict[str, str]:
         props = self.resources[logical_id].get("Properties", {})
-        variables = props.get("Environment", {}).get("Variables", {})
-        return {k: str(self.resolve(v)) for k, v in variables.items()}
+        variables = self.resolve(props.get("Environment", {}).get("Variables", {}))
+        return {k: str(v) for k, v in variables.items()}
 
     def function_timeout(self, logical_id: str = "ApiFunction") -> int:
         return int(self.resources[logical_id].get("Properties", {}).get("Timeout", 3))

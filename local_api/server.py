@@ -34,6 +34,8 @@ from local_api.provision import provision
 #: API Gateway's limits (the contract's Transport section).
 MAX_HEADER_BYTES = 10 * 1024
 MAX_LAMBDA_PAYLOAD_BYTES = 6_291_456
+#: An oversized body is read and dropped up to this much before answering 413 (then the connection closes).
+MAX_DRAINED_BYTES = 64 * 1024 * 1024
 #: Content types API Gateway hands to the Lambda as text; everything else arrives base64-encoded.
 _TEXT_TYPES = (
     "text/",
@@ -212,9 +214,31 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = 0
         if length > MAX_LAMBDA_PAYLOAD_BYTES:
-            self.close_connection = True
+            self._drain(length)
             return None
         return self.rfile.read(length) if length > 0 else b""
+
+    def _drain(self, length: int) -> None:
+        """Read and drop an oversized body (up to a bound) so the client sees our 413, not a reset."""
+        self.close_connection = True
+        left = min(length, MAX_DRAINED_BYTES)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                return
+            left -= len(chunk)
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` (curl sends it for large bodies): refuse oversized ones up front."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_LAMBDA_PAYLOAD_BYTES:
+            self.close_connection = True
+            self._send(*transport_error(_TOO_LARGE))
+            return False
+        return bool(super().handle_expect_100())
 
     def _read_chunked(self) -> bytes | None:
         chunks: list[bytes] = []
@@ -227,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return b"".join(chunks)
             total += size
             if total > MAX_LAMBDA_PAYLOAD_BYTES:
-                self.close_connection = True
+                self._drain(MAX_DRAINED_BYTES)
                 return None
             chunks.append(self.rfile.read(size))
             self.rfile.readline()

@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+# moto must be imported before any boto3 session exists: importing it adds its stubber to botocore's
+# built-in handlers, which every session created afterwards picks up (and uses while a mock is active).
+from moto import mock_aws
+
 from local_api import moto_atomic
 from local_api.cfn_template import Stack, load_template
 from local_api.provision import provision
@@ -44,18 +48,24 @@ def stack() -> Stack:
     return Stack(load_template(), {"Environment": "dev"})
 
 
-@pytest.fixture
-def aws(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """In-process moto with the template's tables, buckets, parameters and secret; the Lambda's env set."""
-    from moto import mock_aws
+@pytest.fixture(scope="session")
+def boto_session() -> Any:
+    """One session for provisioning: it caches service models, so per-test clients are cheap."""
+    import boto3
 
+    return boto3.session.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def aws(stack: Stack, boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """In-process moto with the template's tables, buckets, parameters and secret; the Lambda's env set."""
     from api import rest_api
     from utils import aws as aws_clients
     from utils import secrets
 
     moto_atomic.install()
     with mock_aws():
-        provision(stack)
+        provision(stack, boto_session)
         for key, value in stack.function_environment().items():
             monkeypatch.setenv(key, value)
         aws_clients.reset_clients()

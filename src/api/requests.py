@@ -75,14 +75,19 @@ def _object(value: Any, name: str, allowed: set[str], required: set[str]) -> dic
     unknown = sorted(set(value) - allowed)
     if unknown:
         raise InvalidRequest(
-            f"Unknown field in {name}: {unknown[0][:64]}",
-            details={"field": f"{name}.{unknown[0][:64]}", "allowed_fields": sorted(allowed)},
+            f"Unknown field: {_field_path(name, unknown[0][:64])}",
+            details={"field": _field_path(name, unknown[0][:64]), "allowed_fields": sorted(allowed)},
         )
     missing = sorted(required - set(value))
     if missing:
-        field = missing[0] if name == "body" else f"{name}.{missing[0]}"
+        field = _field_path(name, missing[0])
         raise InvalidRequest(f"Missing required field: {field}", details={"field": field})
     return value
+
+
+def _field_path(parent: str, key: str) -> str:
+    """``blueprint.file``; top-level fields are named alone (``blueprint``)."""
+    return key if parent == "body" else f"{parent}.{key}"
 
 
 def _optional_string(fields: dict[str, Any], key: str, max_chars: int) -> str | None:

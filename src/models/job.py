@@ -16,7 +16,7 @@ API_VERSION = "v1"
 JOB_TTL_SECONDS = 7 * 24 * 3600
 
 #: ``job_{YYYYMMDDTHHMMSS}_{16 lowercase hex}``: UTC creation time and 64 random bits.
-JOB_ID_PATTERN = re.compile(r"job_\d{8}T\d{6}_[0-9a-f]{16}")
+JOB_ID_PATTERN = re.compile(r"job_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}")
 
 
 class JobStatus(StrEnum):

@@ -51,9 +51,15 @@ def detect_format(head: bytes) -> str | None:
     return None
 
 
-_UNSAFE = re.compile(r"[^\w .()+,=@-]", re.UNICODE)
+_KEPT_PUNCTUATION = frozenset(" ._-()+,=@")
 _DOTS = re.compile(r"\.{2,}")
 _SPACES = re.compile(r"\s+")
+
+
+def _safe_char(ch: str) -> str:
+    """Letters, marks (the vowel signs of many scripts) and digits of any script stay; so does a little
+    punctuation; anything else becomes ``_``."""
+    return ch if ch in _KEPT_PUNCTUATION or unicodedata.category(ch)[0] in "LMN" else "_"
 
 
 def sanitise_filename(raw: str | None, fmt: str) -> str:
@@ -66,8 +72,7 @@ def sanitise_filename(raw: str | None, fmt: str) -> str:
     ext = FORMAT_EXTENSIONS[fmt]
     name = unicodedata.normalize("NFC", raw or "")
     name = re.split(r"[/\\]", name)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = _UNSAFE.sub("_", name)
+    name = "".join(_safe_char(ch) for ch in name if unicodedata.category(ch)[0] != "C")
     name = _SPACES.sub(" ", _DOTS.sub(".", name)).strip(" .")
     if not name or not any(ch.isalnum() for ch in name):
         return f"blueprint.{ext}"

@@ -1,7 +1,9 @@
 """The S3 blueprints bucket: every call to it and its keys.
 
 Objects are written with ``If-None-Match: *`` (never overwrite another job's file) and a SHA-256
-checksum S3 verifies on arrival. Encryption (SSE-S3) is the bucket's default, set in the template.
+checksum S3 verifies on arrival; the hex digest is also kept as ``x-amz-meta-sha256`` so that the
+processing pipeline, and a retried write, can tell the object's content without reading it.
+Encryption (SSE-S3) is the bucket's default, set in the template.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class BlueprintStore:
     def put_new(self, key: str, body: bytes, content_type: str, sha256_digest: bytes) -> None:
         """Store ``body`` under ``key`` unless something is there already (``BlueprintKeyTaken``)."""
         checksum = base64.b64encode(sha256_digest).decode()
+        sha256_hex = sha256_digest.hex()
         try:
             retry.call(
                 "s3.put_object",
@@ -50,6 +53,7 @@ class BlueprintStore:
                     Body=body,
                     ContentType=content_type,
                     ChecksumSHA256=checksum,
+                    Metadata={"sha256": sha256_hex},
                     IfNoneMatch="*",
                 ),
             )
@@ -57,29 +61,17 @@ class BlueprintStore:
             if _error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise
             # A retried put whose first attempt landed finds its own bytes: that is success.
-            if self._checksum(key) == checksum:
+            if self._stored_sha256(key) == sha256_hex:
                 return
             raise BlueprintKeyTaken(key) from exc
 
-    def _checksum(self, key: str) -> str | None:
-        head = retry.call(
-            "s3.head_object",
-            lambda: self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"),
-        )
-        value = head.get("ChecksumSHA256")
+    def _stored_sha256(self, key: str) -> str | None:
+        head = retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        value = head.get("Metadata", {}).get("sha256")
         return str(value) if value is not None else None
 
     def delete(self, key: str) -> None:
         retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
-
-    def exists(self, key: str) -> bool:
-        try:
-            retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
-        except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
 
     def ping(self) -> None:
         """``HeadBucket``: proves the bucket answers and we may list it; raises if not."""

@@ -55,8 +55,7 @@ def set_client(service: str, client: Any) -> None:
 
 
 def reset_clients() -> None:
-    """Forget every client (tests use this between emulated accounts)."""
-    global _session
+    """Forget every client (tests use this between emulated accounts). The session, which only caches
+    service models, is kept: building clients from it again is cheap."""
     with _lock:
         _clients.clear()
-        _session = None

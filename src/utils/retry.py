@@ -55,6 +55,11 @@ ATTEMPT_ALLOWANCE_SECONDS = 1.0
 
 _deadline: ContextVar[float | None] = ContextVar("retry_deadline", default=None)
 
+#: How ``call`` waits between attempts and reads the time unless given ``sleep``/``clock``; tests replace
+#: them with a fake clock to run without waiting.
+sleeper: Callable[[float], None] = time.sleep
+now: MonotonicClock = monotonic
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -83,19 +88,19 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 @contextmanager
-def deadline(seconds_left: float | None, clock: MonotonicClock = monotonic) -> Iterator[None]:
+def deadline(seconds_left: float | None, clock: MonotonicClock | None = None) -> Iterator[None]:
     """Bound every retry inside the block by ``seconds_left`` from now (the Lambda's remaining time)."""
-    token = _deadline.set(None if seconds_left is None else clock() + seconds_left)
+    token = _deadline.set(None if seconds_left is None else (clock or now)() + seconds_left)
     try:
         yield
     finally:
         _deadline.reset(token)
 
 
-def seconds_left(clock: MonotonicClock = monotonic) -> float | None:
+def seconds_left(clock: MonotonicClock | None = None) -> float | None:
     """Time left before the current deadline, or None outside any deadline."""
     end = _deadline.get()
-    return None if end is None else end - clock()
+    return None if end is None else end - (clock or now)()
 
 
 def call(
@@ -103,8 +108,8 @@ def call(
     fn: Callable[[], T],
     *,
     policy: RetryPolicy = DEFAULT_POLICY,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: MonotonicClock = monotonic,
+    sleep: Callable[[float], None] | None = None,
+    clock: MonotonicClock | None = None,
     rand: Callable[[], float] = random.random,
 ) -> T:
     """Run ``fn``; retry it on retryable errors; raise ``ServiceUnavailable`` when retries run out."""
@@ -141,7 +146,7 @@ def call(
                     "error_code": _error_code(exc),
                 },
             )
-            sleep(delay)
+            (sleep or sleeper)(delay)
             retry_number += 1
 
 

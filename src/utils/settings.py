@@ -43,7 +43,7 @@ class Settings:
         config_path = environ["CONFIG_PATH"]
         if not config_path.startswith("/"):
             raise ConfigurationError("CONFIG_PATH must start with '/'")
-        origins = tuple(o.strip() for o in environ.get("CORS_ALLOWED_ORIGINS", "*").split(",") if o.strip())
+        origins = tuple(o.strip().rstrip("/") for o in environ.get("CORS_ALLOWED_ORIGINS", "*").split(",") if o.strip())
         return cls(
             environment=environment,
             jobs_table=environ["JOBS_TABLE"],

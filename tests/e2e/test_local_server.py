@@ -1,0 +1,129 @@
+"""What only the local API does: transport limits, faithful events, keep-alive, chunked bodies, clean stop.
+
+These always run against the local API (never API_URL): they test the development server itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+
+import pytest
+
+from local_api.server import MAX_LAMBDA_PAYLOAD_BYTES, build_event, free_port, to_http
+from tests import samples
+from tests.e2e.conftest import Client, LocalServer, start_local_server, stop_local_server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def local(local_server: LocalServer) -> Client:
+    return Client(local_server.url)
+
+
+def test_bodies_over_the_lambda_limit_are_413_with_a_pointer_to_uploads(local: Client) -> None:
+    reply = local.request(
+        "POST", "/api/v1/jobs", b"x" * (MAX_LAMBDA_PAYLOAD_BYTES + 1), {"Content-Type": "application/json"}
+    )
+    assert reply.status == 413
+    assert reply.error["code"] == "PAYLOAD_TOO_LARGE"
+    assert "/api/v1/uploads" in reply.error["message"]
+    assert reply.headers["x-request-id"] == reply.json["meta"]["request_id"]
+
+
+def test_a_binary_body_that_grows_past_the_limit_once_base64_encoded_is_413(local: Client) -> None:
+    body = b"\x00" * (5 * 1024 * 1024)  # 5 MB of binary: under 6 MB raw, about 6.7 MB in the event
+    reply = local.request("POST", "/api/v1/jobs", body, {"Content-Type": "application/octet-stream"})
+    assert reply.status == 413
+    assert reply.error["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_oversized_headers_are_refused(local: Client) -> None:
+    reply = local.request("GET", "/health", headers={"X-Filler": "a" * 11_000})
+    assert reply.status == 413
+    assert reply.error["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_4mb_file_fits_and_is_stored(local: Client) -> None:
+    content = samples.png(extra=b"z" * (4 * 1024 * 1024))
+    reply = local.json("POST", "/api/v1/jobs", {"blueprint": {"file": base64.b64encode(content).decode()}})
+    assert reply.status == 201
+    assert reply.data["blueprint_size"] == len(content)
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(local_server: LocalServer) -> None:
+    port = int(local_server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        for _ in range(3):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            status = stream.readline()
+            headers = {}
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            body = stream.read(int(headers["content-length"]))
+            assert status.startswith(b"HTTP/1.1 200")
+            assert json.loads(body)["data"]["status"] == "healthy"
+
+
+def test_chunked_request_bodies_are_read(local_server: LocalServer) -> None:
+    port = int(local_server.url.rsplit(":", 1)[1])
+    payload = json.dumps({"blueprint": {"file": base64.b64encode(samples.png(extra=b"chunked")).decode()}}).encode()
+    half = len(payload) // 2
+    chunks = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (payload[:half], payload[half:])) + b"0\r\n\r\n"
+    request = (
+        b"POST /api/v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = b""
+        while data := sock.recv(65536):
+            response += data
+    assert response.startswith(b"HTTP/1.1 201")
+
+
+def test_events_are_payload_2_0_as_api_gateway_builds_them() -> None:
+    event = build_event(
+        "POST",
+        "/api/v1/jobs?a=1&a=2&b=",
+        [("Content-Type", "image/png"), ("X-Thing", "one"), ("x-thing", "two"), ("Cookie", "a=1; b=2")],
+        b"\x89PNG\r\n",
+    )
+    assert event["version"] == "2.0"
+    assert event["rawPath"] == "/api/v1/jobs"
+    assert event["rawQueryString"] == "a=1&a=2&b="
+    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
+    assert event["headers"]["x-thing"] == "one,two"
+    assert event["cookies"] == ["a=1", "b=2"]
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\x89PNG\r\n"
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["routeKey"] == "ANY /{proxy+}"
+    assert event["pathParameters"] == {"proxy": "api/v1/jobs"}
+    other = build_event("GET", "/health", [], b"")
+    assert other["requestContext"]["requestId"] != event["requestContext"]["requestId"]
+    assert "body" not in other
+
+
+def test_results_become_http_as_api_gateway_returns_them() -> None:
+    assert to_http({"statusCode": 201, "headers": {"A": "b"}, "body": "hi"}) == (201, [("A", "b")], b"hi")
+    assert to_http({"statusCode": 200, "body": base64.b64encode(b"\x00").decode(), "isBase64Encoded": True})[2] == (
+        b"\x00"
+    )
+    assert to_http({"statusCode": 200, "cookies": ["s=1"]})[1] == [("Set-Cookie", "s=1")]
+    status, headers, body = to_http({"hello": "world"})  # simple response inference
+    assert (status, json.loads(body)) == (200, {"hello": "world"})
+    assert headers == [("Content-Type", "application/json")]
+
+
+def test_ctrl_c_stops_the_server_cleanly() -> None:
+    server = start_local_server(free_port())
+    code, output = stop_local_server(server)
+    assert code == 0
+    assert "listening on http://127.0.0.1:" in output
+    assert "Stopped." in output
+    assert "Traceback" not in output

@@ -1,0 +1,475 @@
+"""template.yaml: the resources the contract promises, named per environment, scoped, encrypted, retained.
+
+Most tests read the template as written (``stack.template``) to check its structure, and resolve it with
+``Stack`` (dev and prod) where the deployed values matter: names, ARNs in policies, environment variables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_api.cfn_template import LOCAL_ACCOUNT_ID, Stack, load_template
+from utils.config import PARAMETERS, RuntimeConfig, parse_parameters
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("dev", "prod")
+NAME_PROPERTIES = ("TableName", "BucketName", "Name", "FunctionName", "LogGroupName")
+RUNTIME_PARAMETERS = (
+    "max-upload-bytes",
+    "allowed-formats",
+    "cors-allowed-origins",
+    "presign-expiry-seconds",
+    "default-page-size",
+)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def prod_stack() -> Stack:
+    return Stack(load_template(), {"Environment": "prod"})
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env_stack(request: pytest.FixtureRequest, stack: Stack, prod_stack: Stack) -> Stack:
+    """The template resolved for each environment in turn."""
+    return {"dev": stack, "prod": prod_stack}[request.param]
+
+
+def env_of(stack: Stack) -> str:
+    return stack.parameters["Environment"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def only_resource(stack: Stack, resource_type: str) -> tuple[str, dict[str, Any]]:
+    """The one resource of a type (logical id, resource as written); fails if there are none or several."""
+    found = stack.of_type(resource_type)
+    assert len(found) == 1, f"expected exactly one {resource_type}, found {sorted(found)}"
+    ((logical_id, resource),) = found.items()
+    return logical_id, resource
+
+
+def raw_properties(stack: Stack, logical_id: str) -> dict[str, Any]:
+    """A resource's properties as written in the template (intrinsic functions unresolved)."""
+    return dict(stack.resources[logical_id].get("Properties", {}))
+
+
+def function_properties(stack: Stack) -> dict[str, Any]:
+    logical_id, _ = only_resource(stack, "AWS::Serverless::Function")
+    return raw_properties(stack, logical_id)
+
+
+def contract_names(environment: str) -> dict[str, str]:
+    """The names API_CONTRACT.md's Storage table gives each resource, by the variable that carries it."""
+    prefix = f"location-detection-{environment}"
+    return {
+        "ENVIRONMENT": environment,
+        "JOBS_TABLE": f"{prefix}-jobs",
+        "PREVIEW_CACHE_TABLE": f"{prefix}-preview_cache",
+        "BLUEPRINTS_BUCKET": f"{prefix}-blueprints",
+        "CACHE_BUCKET": f"{prefix}-cache",
+        "CONFIG_PATH": f"/location-detection/{environment}/",
+        "API_KEYS_SECRET_NAME": f"location-detection/{environment}/api-keys",
+    }
+
+
+def role_statements(stack: Stack, role: str = "ApiFunctionRole") -> list[dict[str, Any]]:
+    """Every statement of every inline policy of the role, as written."""
+    statements: list[dict[str, Any]] = []
+    for policy in raw_properties(stack, role).get("Policies", []):
+        statements.extend(as_list(policy["PolicyDocument"]["Statement"]))
+    return statements
+
+
+def arn_of(stack: Stack, logical_id: str) -> str:
+    return str(stack.resolve({"Fn::GetAtt": [logical_id, "Arn"]}))
+
+
+def bucket_ids(stack: Stack) -> list[str]:
+    return sorted(stack.of_type("AWS::S3::Bucket"))
+
+
+def table_ids(stack: Stack) -> list[str]:
+    return sorted(stack.of_type("AWS::DynamoDB::Table"))
+
+
+def table_named(stack: Stack, suffix: str) -> dict[str, Any]:
+    """The resolved properties of the table ``location-detection-{env}-{suffix}``."""
+    name = f"location-detection-{env_of(stack)}-{suffix}"
+    for logical_id in table_ids(stack):
+        props = stack.properties(logical_id)
+        if props["TableName"] == name:
+            return props
+    raise AssertionError(f"no DynamoDB table named {name}")
+
+
+def bucket_id_named(stack: Stack, suffix: str) -> str:
+    name = f"location-detection-{env_of(stack)}-{suffix}"
+    for logical_id in bucket_ids(stack):
+        if stack.properties(logical_id)["BucketName"] == name:
+            return logical_id
+    raise AssertionError(f"no S3 bucket named {name}")
+
+
+def lifecycle_rules(stack: Stack, bucket_id: str) -> list[dict[str, Any]]:
+    rules = stack.properties(bucket_id)["LifecycleConfiguration"]["Rules"]
+    assert all(rule["Status"] == "Enabled" for rule in rules), f"{bucket_id} has a disabled lifecycle rule"
+    return list(rules)
+
+
+def ssm_parameters(stack: Stack) -> dict[str, Any]:
+    """Parameter Store parameters by resolved name -> resolved value."""
+    return {
+        props["Name"]: props["Value"]
+        for props in (stack.properties(logical_id) for logical_id in stack.of_type("AWS::SSM::Parameter"))
+    }
+
+
+# ----------------------------------------------------------------------------------------- the basics
+def test_template_is_a_2010_09_09_sam_template(stack: Stack) -> None:
+    assert stack.template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert stack.template["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+def test_environment_parameter_allows_exactly_dev_and_prod(stack: Stack) -> None:
+    environment = stack.template["Parameters"]["Environment"]
+    assert environment["Type"] == "String"
+    assert environment["AllowedValues"] == ["dev", "prod"]
+
+
+def test_cfn_lint_with_informational_checks_reports_nothing() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(cfn_lint), "--include-checks", "I", "--", "template.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+# ------------------------------------------------------------------------------------------- HTTP API
+def test_one_http_api_throttled_by_parameters(stack: Stack) -> None:
+    logical_id, _ = only_resource(stack, "AWS::Serverless::HttpApi")
+    settings = raw_properties(stack, logical_id)["DefaultRouteSettings"]
+
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    for parameter in ("ApiThrottlingRateLimit", "ApiThrottlingBurstLimit"):
+        assert stack.template["Parameters"][parameter]["Type"] == "Number"
+        assert int(stack.parameters[parameter]) >= 1
+
+
+def test_http_api_routes_health_root_and_proxy_with_payload_2_0_on_the_explicit_api(stack: Stack) -> None:
+    api_id, _ = only_resource(stack, "AWS::Serverless::HttpApi")
+    events = function_properties(stack)["Events"].values()
+
+    routes = {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in events}
+    assert routes == {("GET", "/health"), ("ANY", "/"), ("ANY", "/{proxy+}")}
+    for event in events:
+        assert event["Type"] == "HttpApi"
+        assert event["Properties"]["PayloadFormatVersion"] == "2.0"
+        assert event["Properties"]["ApiId"] == {"Ref": api_id}
+
+
+# ------------------------------------------------------------------------------------------- function
+def test_one_function_arm64_python311_with_the_router_handler(stack: Stack) -> None:
+    props = function_properties(stack)
+
+    assert props["Runtime"] == "python3.11"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == "api.rest_api.lambda_handler"
+    assert props["CodeUri"] == "src/"
+    assert (ROOT / props["CodeUri"] / "api" / "rest_api.py").is_file()
+
+
+def test_function_answers_before_api_gateway_times_out_and_has_memory(stack: Stack) -> None:
+    props = function_properties(stack)
+
+    assert props["Timeout"] < 30, "API Gateway's integration timeout is 30 s; the function must answer first"
+    assert props["MemorySize"] >= 512
+
+
+def test_function_uses_the_explicit_least_privilege_role(stack: Stack) -> None:
+    props = function_properties(stack)
+
+    assert props["Role"] == {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}
+    assert "Policies" not in props, "SAM policy templates would be ignored next to an explicit Role"
+    assert stack.resources["ApiFunctionRole"]["Type"] == "AWS::IAM::Role"
+
+
+def test_function_environment_names_the_contracts_resources(env_stack: Stack) -> None:
+    environment = env_of(env_stack)
+    variables = env_stack.function_environment()
+
+    assert {"LOG_LEVEL", *contract_names(environment)} <= variables.keys()
+    for name, expected in contract_names(environment).items():
+        assert variables[name] == expected, name
+    assert variables["LOG_LEVEL"] in env_stack.template["Parameters"]["LogLevel"]["AllowedValues"]
+
+
+def test_function_logs_to_its_own_log_group_with_retention_from_a_parameter(env_stack: Stack) -> None:
+    log_groups = env_stack.of_type("AWS::Logs::LogGroup")
+    props = function_properties(env_stack)
+    log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+
+    assert log_group_id in log_groups
+    assert raw_properties(env_stack, log_group_id)["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    assert "LogRetentionInDays" in env_stack.template["Parameters"]
+    # Lambda writes to /aws/lambda/<function name> unless told otherwise: keep the two in step.
+    function_name = env_stack.resolve(props["FunctionName"])
+    assert env_stack.properties(log_group_id)["LogGroupName"] == f"/aws/lambda/{function_name}"
+
+
+# ------------------------------------------------------------------------------------- resource names
+def test_every_named_resource_carries_its_environment(env_stack: Stack) -> None:
+    environment = env_of(env_stack)
+    other = {"dev": "prod", "prod": "dev"}[environment]
+    names = {
+        f"{logical_id}.{key}": env_stack.resolve(resource["Properties"][key])
+        for logical_id, resource in env_stack.resources.items()
+        for key in NAME_PROPERTIES
+        if key in resource.get("Properties", {})
+    }
+
+    assert len(names) >= 12, names  # tables, buckets, API, function, log group, secret, parameters
+    for where, name in names.items():
+        assert isinstance(name, str), where
+        assert environment in name, f"{where} = {name!r} does not name {environment}"
+        assert other not in name, f"{where} = {name!r} names {other}"
+
+
+# ----------------------------------------------------------------------------------------- DynamoDB
+@pytest.mark.parametrize(("suffix", "key"), [("jobs", "job_id"), ("preview_cache", "blueprint_hash")])
+def test_table_key_schema(env_stack: Stack, suffix: str, key: str) -> None:
+    table = table_named(env_stack, suffix)
+
+    assert table["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert {"AttributeName": key, "AttributeType": "S"} in table["AttributeDefinitions"]
+
+
+@pytest.mark.parametrize("suffix", ["jobs", "preview_cache"])
+def test_table_is_on_demand_encrypted_and_expires_items(env_stack: Stack, suffix: str) -> None:
+    table = table_named(env_stack, suffix)
+
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_jobs_table_has_point_in_time_recovery(stack: Stack) -> None:
+    table = table_named(stack, "jobs")
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_exactly_the_two_contract_tables(env_stack: Stack) -> None:
+    names = {env_stack.properties(logical_id)["TableName"] for logical_id in table_ids(env_stack)}
+    environment = env_of(env_stack)
+    assert names == {f"location-detection-{environment}-jobs", f"location-detection-{environment}-preview_cache"}
+
+
+# ---------------------------------------------------------------------------------------------- S3
+def test_exactly_the_two_contract_buckets(env_stack: Stack) -> None:
+    names = {env_stack.properties(logical_id)["BucketName"] for logical_id in bucket_ids(env_stack)}
+    environment = env_of(env_stack)
+    assert names == {f"location-detection-{environment}-blueprints", f"location-detection-{environment}-cache"}
+
+
+@pytest.mark.parametrize("suffix", ["blueprints", "cache"])
+def test_bucket_is_encrypted_private_and_owner_enforced(stack: Stack, suffix: str) -> None:
+    props = stack.properties(bucket_id_named(stack, suffix))
+
+    encryption = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert [rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for rule in encryption] == ["AES256"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+
+@pytest.mark.parametrize("suffix", ["blueprints", "cache"])
+def test_bucket_expires_everything_after_30_days_and_aborts_uploads_after_1(stack: Stack, suffix: str) -> None:
+    rules = lifecycle_rules(stack, bucket_id_named(stack, suffix))
+    whole_bucket = [rule for rule in rules if not rule.get("Prefix") and "TagFilters" not in rule]
+
+    assert len(whole_bucket) == 1, rules
+    assert whole_bucket[0]["ExpirationInDays"] == 30
+    assert whole_bucket[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_blueprints_bucket_expires_unused_uploads_after_1_day(stack: Stack) -> None:
+    rules = lifecycle_rules(stack, bucket_id_named(stack, "blueprints"))
+    uploads = [rule for rule in rules if rule.get("Prefix") == "uploads/"]
+
+    assert len(uploads) == 1, rules
+    assert uploads[0]["ExpirationInDays"] == 1
+
+
+@pytest.mark.parametrize("suffix", ["blueprints", "cache"])
+def test_bucket_policy_denies_every_request_without_tls(env_stack: Stack, suffix: str) -> None:
+    bucket_id = bucket_id_named(env_stack, suffix)
+    policies = [
+        logical_id
+        for logical_id, resource in env_stack.of_type("AWS::S3::BucketPolicy").items()
+        if resource["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    assert len(policies) == 1, f"{bucket_id} needs exactly one bucket policy, found {policies}"
+    statements = as_list(env_stack.properties(policies[0])["PolicyDocument"]["Statement"])
+    bucket_arn = arn_of(env_stack, bucket_id)
+
+    deny_plain_http = [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Deny"
+        and statement["Principal"] == "*"
+        and as_list(statement["Action"]) == ["s3:*"]
+        and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(deny_plain_http) == 1, statements
+    assert set(as_list(deny_plain_http[0]["Resource"])) == {bucket_arn, f"{bucket_arn}/*"}
+    assert bucket_arn == f"arn:aws:s3:::location-detection-{env_of(env_stack)}-{suffix}"
+
+
+# --------------------------------------------------------------------------------------------- IAM
+def test_function_role_is_assumable_by_lambda_only_and_has_no_managed_policies(stack: Stack) -> None:
+    props = raw_properties(stack, "ApiFunctionRole")
+    (trust,) = as_list(props["AssumeRolePolicyDocument"]["Statement"])
+
+    assert trust == {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    assert "ManagedPolicyArns" not in props, "managed policies (even AWSLambdaBasicExecutionRole) grant on *"
+
+
+def test_function_role_grants_no_wildcard_resource_or_action(stack: Stack) -> None:
+    statements = role_statements(stack)
+    assert statements
+
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement, statement
+        assert "NotResource" not in statement, statement
+        for action in as_list(statement["Action"]):
+            assert action != "*", f"wildcard action in {statement.get('Sid', statement)}"
+            assert not action.endswith(":*"), f"service-wide action {action!r}"
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*", f"wildcard resource in {statement.get('Sid', statement)}"
+
+
+def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and_log_group(
+    env_stack: Stack,
+) -> None:
+    environment = env_of(env_stack)
+    prefix = f"location-detection-{environment}"
+    table = f"arn:aws:dynamodb:{env_stack.region}:{LOCAL_ACCOUNT_ID}:table/{prefix}"
+    parameters = f"arn:aws:ssm:{env_stack.region}:{LOCAL_ACCOUNT_ID}:parameter/location-detection/{environment}"
+    secret = env_stack.resolve({"Ref": "ApiKeysSecret"})
+    log_group = arn_of(env_stack, "ApiFunctionLogGroup")
+    allowed = {
+        f"{table}-jobs",
+        f"{table}-jobs/index/*",
+        f"{table}-preview_cache",
+        f"arn:aws:s3:::{prefix}-blueprints",
+        f"arn:aws:s3:::{prefix}-blueprints/*",
+        f"arn:aws:s3:::{prefix}-cache",
+        f"arn:aws:s3:::{prefix}-cache/*",
+        parameters,
+        f"{parameters}/*",
+        secret,
+        log_group,
+    }
+
+    referenced = {
+        resource
+        for statement in env_stack.resolve(role_statements(env_stack))
+        for resource in as_list(statement["Resource"])
+    }
+
+    assert referenced <= allowed, f"reaches beyond its own resources: {sorted(referenced - allowed)}"
+    needed = {
+        f"{table}-jobs",
+        f"{table}-preview_cache",
+        f"arn:aws:s3:::{prefix}-blueprints/*",
+        f"arn:aws:s3:::{prefix}-cache/*",
+        f"{parameters}/*",
+        secret,
+        log_group,
+    }
+    assert needed <= referenced, f"cannot reach {sorted(needed - referenced)}"
+    # The two placeholders the resolver makes still have to name this environment's secret and log group.
+    assert f"location-detection/{environment}/api-keys" in secret
+    assert f"/aws/lambda/{prefix}-api" in log_group
+
+
+# --------------------------------------------------------------------------- configuration and secret
+def test_runtime_parameters_live_under_the_environments_path(env_stack: Stack) -> None:
+    path = f"/location-detection/{env_of(env_stack)}/"
+    names = set(ssm_parameters(env_stack))
+
+    assert names == {path + name for name in RUNTIME_PARAMETERS}
+    assert set(RUNTIME_PARAMETERS) == set(PARAMETERS), "template and src/utils/config.py disagree"
+
+
+def test_runtime_parameter_defaults_parse_without_problems(env_stack: Stack) -> None:
+    path = f"/location-detection/{env_of(env_stack)}/"
+    raw = {name[len(path) :]: str(value) for name, value in ssm_parameters(env_stack).items()}
+
+    config, problems = parse_parameters(raw, RuntimeConfig())
+
+    assert problems == []
+    assert config.max_upload_bytes == 50 * 1024 * 1024
+    assert config.allowed_formats == ("png", "jpg", "pdf")
+    assert config.cors_allowed_origins == ("*",)
+
+
+def test_api_keys_secret_is_named_per_environment(env_stack: Stack) -> None:
+    logical_id, _ = only_resource(env_stack, "AWS::SecretsManager::Secret")
+    assert env_stack.properties(logical_id)["Name"] == f"location-detection/{env_of(env_stack)}/api-keys"
+
+
+# ------------------------------------------------------------------------------ outputs and retention
+def test_outputs_name_the_api_url_tables_and_buckets(env_stack: Stack) -> None:
+    outputs = {name: env_stack.resolve(output["Value"]) for name, output in env_stack.template["Outputs"].items()}
+    names = contract_names(env_of(env_stack))
+
+    assert outputs["ApiUrl"].startswith("https://")
+    assert outputs["JobsTableName"] == names["JOBS_TABLE"]
+    assert outputs["PreviewCacheTableName"] == names["PREVIEW_CACHE_TABLE"]
+    assert outputs["BlueprintsBucketName"] == names["BLUEPRINTS_BUCKET"]
+    assert outputs["CacheBucketName"] == names["CACHE_BUCKET"]
+
+
+@pytest.mark.parametrize(
+    "resource_type",
+    ["AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"],
+)
+def test_stateful_resources_state_their_deletion_and_replacement_policies(stack: Stack, resource_type: str) -> None:
+    resources = stack.of_type(resource_type)
+    assert resources
+    for logical_id, resource in resources.items():
+        assert resource.get("DeletionPolicy") in ("Retain", "Delete", "Snapshot"), logical_id
+        assert resource.get("UpdateReplacePolicy") in ("Retain", "Delete", "Snapshot"), logical_id
+
+
+@pytest.mark.parametrize("suffix", ["blueprints", "cache"])
+def test_buckets_are_retained(stack: Stack, suffix: str) -> None:
+    resource = stack.resources[bucket_id_named(stack, suffix)]
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_jobs_table_is_retained(stack: Stack) -> None:
+    (logical_id,) = [
+        logical_id for logical_id in table_ids(stack) if stack.properties(logical_id)["TableName"].endswith("-jobs")
+    ]
+    resource = stack.resources[logical_id]
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
