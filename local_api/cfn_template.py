@@ -172,6 +172,10 @@ class Stack:
     def _fn_Or(self, arg: list[Any]) -> bool:  # noqa: N802
         return any(self.resolve(v) for v in arg)
 
+    def _fn_Split(self, arg: list[Any]) -> list[str]:  # noqa: N802
+        separator, text = arg
+        return str(self.resolve(text)).split(str(separator))
+
     def _fn_Join(self, arg: list[Any]) -> str:  # noqa: N802
         separator, items = arg
         return str(separator).join(str(v) for v in self.resolve(items))

@@ -1,48 +1,121 @@
-"""Parsing of request bodies into the service's inputs. Knows bodies and headers, not storage."""
+"""Parsing of request bodies into the service's inputs. Knows bodies and headers, not storage.
+
+``POST /api/v1/jobs`` takes a file four ways: JSON with base64 or a data URL, JSON naming a finished
+upload, ``multipart/form-data`` with a ``file`` part, or the raw file with its own Content-Type.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from api.http import Request
+from api.multipart import parse_form_data
 from services.blueprints import CONTENT_TYPES
+from services.feedback_service import Feedback
 from services.job_service import BlueprintFile
 from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
 
 JSON_MEDIA_TYPES = ("application/json",)
-_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.ASCII)
+MULTIPART = "multipart/form-data"
+#: Raw bodies: the file itself, its Content-Type declaring the format.
+RAW_MEDIA_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "application/pdf": "pdf"}
+CREATE_MEDIA_TYPES = ["application/json", MULTIPART, *CONTENT_TYPES.values()]
+_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.ASCII | re.IGNORECASE)
 _MIME_FORMATS = {mime: fmt for fmt, mime in CONTENT_TYPES.items()} | {"image/jpg": "jpg", "image/pjpeg": "jpg"}
+#: Part content types that declare nothing about the file (curl's default for unknown extensions).
+_UNDECLARED_PART_TYPES = ("", "application/octet-stream")
 _WHITESPACE = re.compile(rb"\s+")
-_CREATE_FIELDS = {"blueprint"}
-_BLUEPRINT_FIELDS = {"file", "format", "filename"}
 MAX_FILENAME_CHARS = 1024
+MAX_COMMENT_CHARS = 2000
+MAX_CORRECTIONS_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class UploadReference:
+    """``{"blueprint": {"upload_id": ...}}``: create the job from a finished upload."""
+
+    upload_id: str
 
 
 def is_json(media_type: str) -> bool:
     return media_type in JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-def parse_create_job(request: Request, max_bytes: int) -> BlueprintFile:
-    """``{"blueprint": {"file": base64 or data URL, "format": ..., "filename": ...}}`` -> ``BlueprintFile``."""
+# ------------------------------------------------------------------------------------ POST /api/v1/jobs
+def parse_create_job(request: Request, max_bytes: int) -> BlueprintFile | UploadReference:
     media_type = request.media_type
-    if media_type and not is_json(media_type):
-        raise UnsupportedMediaType(
-            "POST /api/v1/jobs takes application/json",
-            details={"received_content_type": media_type[:100], "supported_content_types": ["application/json"]},
-        )
-    body = request.json_body()
-    blueprint = _object(body, "body", _CREATE_FIELDS, required={"blueprint"})["blueprint"]
-    fields = _object(blueprint, "blueprint", _BLUEPRINT_FIELDS, required={"file"})
-    declared = _optional_string(fields, "format", 32)
-    filename = _optional_string(fields, "filename", MAX_FILENAME_CHARS)
+    if not media_type or is_json(media_type):
+        return _create_from_json(request, max_bytes)
+    if media_type == MULTIPART:
+        return _create_from_multipart(request, max_bytes)
+    if media_type in RAW_MEDIA_TYPES:
+        return _create_from_raw(request, media_type, max_bytes)
+    raise UnsupportedMediaType(
+        "POST /api/v1/jobs takes application/json, multipart/form-data, image/png, image/jpeg or application/pdf",
+        details={"received_content_type": media_type[:100], "supported_content_types": CREATE_MEDIA_TYPES},
+    )
+
+
+def _create_from_json(request: Request, max_bytes: int) -> BlueprintFile | UploadReference:
+    body = _object(request.json_body(), "body", {"blueprint"}, required={"blueprint"})
+    fields = _object(body["blueprint"], "blueprint", {"file", "format", "filename", "upload_id"}, required=set())
+    if "upload_id" in fields:
+        if set(fields) != {"upload_id"}:
+            raise InvalidRequest(
+                "blueprint.upload_id goes alone: the upload already has its file, format and name",
+                details={"field": "blueprint.upload_id"},
+            )
+        return UploadReference(_string(fields, "upload_id", 64, required=True, parent="blueprint") or "")
+    if "file" not in fields:
+        raise InvalidRequest("Missing required field: blueprint.file", details={"field": "blueprint.file"})
+    declared = _string(fields, "format", 32, parent="blueprint")
+    filename = _string(fields, "filename", MAX_FILENAME_CHARS, parent="blueprint")
     file_value = fields["file"]
     if not isinstance(file_value, str):
         raise InvalidRequest("blueprint.file must be a base64 string", details={"field": "blueprint.file"})
     content, data_url_format = decode_file(file_value, max_bytes)
     return BlueprintFile(content=content, declared_format=declared or data_url_format, filename=filename)
+
+
+def _create_from_multipart(request: Request, max_bytes: int) -> BlueprintFile:
+    parts = parse_form_data(request.body, request.header("content-type") or "")
+    files = [p for p in parts if p.name == "file"]
+    unknown = sorted({p.name for p in parts} - {"file", "format", "filename"})
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown form field: {unknown[0][:64]}",
+            details={"field": unknown[0][:64], "allowed_fields": ["file", "filename", "format"]},
+        )
+    if len(files) != 1:
+        raise InvalidRequest("The form needs exactly one 'file' part", details={"field": "file"})
+    texts = {p.name: p.text() for p in parts if p.name != "file"}
+    part = files[0]
+    if len(part.data) > max_bytes:
+        raise FileTooLarge(max_bytes)
+    declared = texts.get("format") or _format_of_part_type(part.content_type)
+    return BlueprintFile(content=part.data, declared_format=declared, filename=texts.get("filename") or part.filename)
+
+
+def _format_of_part_type(content_type: str | None) -> str | None:
+    media = (content_type or "").lower()
+    if media in _UNDECLARED_PART_TYPES or not media.startswith(("image/", "application/pdf")):
+        return None
+    return _MIME_FORMATS.get(media, media.rsplit("/", 1)[-1])
+
+
+def _create_from_raw(request: Request, media_type: str, max_bytes: int) -> BlueprintFile:
+    content = request.body
+    if len(content) > max_bytes:
+        raise FileTooLarge(max_bytes)
+    filename = request.query.get("filename")
+    if filename is not None and len(filename) > MAX_FILENAME_CHARS:
+        raise InvalidRequest("filename is too long", details={"field": "filename"})
+    return BlueprintFile(content=content, declared_format=RAW_MEDIA_TYPES[media_type], filename=filename)
 
 
 def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
@@ -53,7 +126,7 @@ def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
         mime = (match.group("mime") or "").lower()
         declared = _MIME_FORMATS.get(mime, mime.rsplit("/", 1)[-1] or None)
         value = value[match.end() :]
-    elif value.startswith("data:"):
+    elif value[:5].lower() == "data:":
         raise InvalidRequest("blueprint.file data URLs must be base64-encoded", details={"field": "blueprint.file"})
     encoded = _WHITESPACE.sub(b"", value.encode("ascii", errors="replace"))
     # Refuse before decoding: 4 base64 characters carry 3 bytes.
@@ -69,15 +142,58 @@ def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
     return content, declared
 
 
+# --------------------------------------------------------------------------------- POST /api/v1/uploads
+@dataclass(frozen=True)
+class UploadRequest:
+    filename: str | None
+    format: str
+    size: int
+
+
+def parse_upload_request(request: Request) -> UploadRequest:
+    _require_json(request, "POST /api/v1/uploads")
+    body = _object(request.json_body(), "body", {"filename", "format", "size"}, required={"format", "size"})
+    size = body["size"]
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise InvalidRequest("size must be an integer number of bytes", details={"field": "size"})
+    return UploadRequest(
+        filename=_string(body, "filename", MAX_FILENAME_CHARS),
+        format=_string(body, "format", 32, required=True) or "",
+        size=size,
+    )
+
+
+# ---------------------------------------------------------------------- POST /api/v1/jobs/{id}/feedback
+def parse_feedback(request: Request) -> Feedback:
+    _require_json(request, "POST /api/v1/jobs/{job_id}/feedback")
+    body = _object(request.json_body(), "body", {"rating", "comment", "corrections"}, required={"rating"})
+    rating = body["rating"]
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise InvalidRequest("rating must be an integer from 1 to 5", details={"field": "rating"})
+    comment = _string(body, "comment", MAX_COMMENT_CHARS) or ""
+    corrections = body.get("corrections")
+    if len(json.dumps(corrections, separators=(",", ":")).encode()) > MAX_CORRECTIONS_BYTES:
+        raise InvalidRequest("corrections must be at most 64 KB of JSON", details={"field": "corrections"})
+    return Feedback(rating=rating, comment=comment, corrections=corrections)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _require_json(request: Request, route: str) -> None:
+    media_type = request.media_type
+    if media_type and not is_json(media_type):
+        raise UnsupportedMediaType(
+            f"{route} takes application/json",
+            details={"received_content_type": media_type[:100], "supported_content_types": ["application/json"]},
+        )
+
+
 def _object(value: Any, name: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest(f"{name} must be a JSON object", details={"field": name})
     unknown = sorted(set(value) - allowed)
     if unknown:
-        raise InvalidRequest(
-            f"Unknown field: {_field_path(name, unknown[0][:64])}",
-            details={"field": _field_path(name, unknown[0][:64]), "allowed_fields": sorted(allowed)},
-        )
+        field = _field_path(name, unknown[0][:64])
+        raise InvalidRequest(f"Unknown field: {field}", details={"field": field, "allowed_fields": sorted(allowed)})
     missing = sorted(required - set(value))
     if missing:
         field = _field_path(name, missing[0])
@@ -90,12 +206,13 @@ def _field_path(parent: str, key: str) -> str:
     return key if parent == "body" else f"{parent}.{key}"
 
 
-def _optional_string(fields: dict[str, Any], key: str, max_chars: int) -> str | None:
+def _string(
+    fields: dict[str, Any], key: str, max_chars: int, *, required: bool = False, parent: str = "body"
+) -> str | None:
     value = fields.get(key)
-    if value is None:
+    field = _field_path(parent, key)
+    if value is None and not required:
         return None
-    if not isinstance(value, str) or len(value) > max_chars:
-        raise InvalidRequest(
-            f"blueprint.{key} must be a string of at most {max_chars} characters", details={"field": f"blueprint.{key}"}
-        )
+    if not isinstance(value, str) or len(value) > max_chars or (required and not value):
+        raise InvalidRequest(f"{field} must be a string of at most {max_chars} characters", details={"field": field})
     return value

@@ -17,11 +17,12 @@ from typing import Any
 
 from api import http
 from api.http import Request
-from api.requests import parse_create_job
+from api.requests import UploadReference, parse_create_job, parse_feedback, parse_upload_request
 from services import health
-from services.job_service import JobService, RequestInfo
-from storage.blueprint_store import BlueprintStore
-from storage.jobs_table import JobsTable
+from services.feedback_service import FeedbackService
+from services.job_service import JobService, JobView, RequestInfo, validate_job_id
+from services.upload_service import UploadService
+from storage import Stores
 from utils import config as runtime_config
 from utils import logging as log
 from utils import retry
@@ -41,18 +42,20 @@ class Dependencies:
     """Everything a request needs, built once per container (clients are created lazily inside)."""
 
     settings: Settings
-    jobs: JobsTable
-    blueprints: BlueprintStore
+    stores: Stores
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Dependencies:
-        return cls(settings, JobsTable(settings.jobs_table), BlueprintStore(settings.blueprints_bucket))
+        stores = Stores.from_names(
+            settings.jobs_table, settings.preview_cache_table, settings.blueprints_bucket, settings.cache_bucket
+        )
+        return cls(settings, stores)
 
     def config(self) -> runtime_config.RuntimeConfig:
         return runtime_config.get_config(self.settings)
 
     def job_service(self) -> JobService:
-        return JobService(self.jobs, self.blueprints, self.config())
+        return JobService(self.stores, self.config())
 
 
 _dependencies: Dependencies | None = None
@@ -84,32 +87,49 @@ Handler = Callable[[Request, Dependencies], dict[str, Any]]
 
 
 def health_check(request: Request, deps: Dependencies) -> dict[str, Any]:
-    report = health.check({"dynamodb": deps.jobs.ping, "s3": deps.blueprints.ping})
+    report = health.check({"dynamodb": deps.stores.jobs.ping, "s3": deps.stores.blueprints.ping})
     status = 200 if report["status"] == "healthy" else 503
     return http.success(status, report, request.request_id, request.correlation_id)
 
 
+def _info(request: Request) -> RequestInfo:
+    return RequestInfo(request.request_id, request.correlation_id)
+
+
+def _ok(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return http.success(status, data, request.request_id, request.correlation_id, headers)
+
+
 def create_job(request: Request, deps: Dependencies) -> dict[str, Any]:
     service = deps.job_service()
-    blueprint = parse_create_job(request, service.config.max_upload_bytes)
-    job = service.create_job(blueprint, RequestInfo(request.request_id, request.correlation_id))
-    return http.success(
-        201,
-        job.to_public(),
-        request.request_id,
-        request.correlation_id,
-        headers={"Location": f"/api/v1/jobs/{job.job_id}"},
-    )
+    parsed = parse_create_job(request, service.config.max_upload_bytes)
+    if isinstance(parsed, UploadReference):
+        view = UploadService(service).finalise(parsed.upload_id, _info(request))
+    else:
+        view = service.create_job(parsed, _info(request))
+    return _ok(request, view.to_public(), 201, {"Location": f"/api/v1/jobs/{view.job.job_id}"})
 
 
 def get_job(request: Request, deps: Dependencies) -> dict[str, Any]:
-    job = deps.job_service().get_job(request.path_params["job_id"])
-    return http.success(200, job.to_public(), request.request_id, request.correlation_id)
+    return _ok(request, deps.job_service().get_job_view(request.path_params["job_id"]).to_public())
 
 
 def cancel_job(request: Request, deps: Dependencies) -> dict[str, Any]:
     job = deps.job_service().cancel_job(request.path_params["job_id"])
-    return http.success(200, job.to_public(), request.request_id, request.correlation_id)
+    return _ok(request, JobView(job).to_public())
+
+
+def create_upload(request: Request, deps: Dependencies) -> dict[str, Any]:
+    upload = parse_upload_request(request)
+    data = UploadService(deps.job_service()).create_upload(upload.filename, upload.format, upload.size)
+    return _ok(request, data, 201)
+
+
+def submit_feedback(request: Request, deps: Dependencies) -> dict[str, Any]:
+    job_id = validate_job_id(request.path_params["job_id"])
+    feedback = parse_feedback(request)
+    data = FeedbackService(deps.job_service()).submit(job_id, feedback, _info(request))
+    return _ok(request, data, 201)
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/jobs", create_job),
     Route("GET", "/api/v1/jobs/{job_id}", get_job),
     Route("DELETE", "/api/v1/jobs/{job_id}", cancel_job),
+    Route("POST", "/api/v1/jobs/{job_id}/feedback", submit_feedback),
+    Route("POST", "/api/v1/uploads", create_upload),
 )
 _COMPILED = tuple((route, _compile(route.template)) for route in ROUTES)
 

@@ -17,6 +17,10 @@ JOB_TTL_SECONDS = 7 * 24 * 3600
 
 #: ``job_{YYYYMMDDTHHMMSS}_{16 lowercase hex}``: UTC creation time and 64 random bits.
 JOB_ID_PATTERN = re.compile(r"job_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}")
+#: Upload and feedback ids have the same shape with their own prefix (``upl_``, ``fb_``); uploads carry
+#: 128 random bits because the id alone lets its holder finalise the upload.
+UPLOAD_ID_PATTERN = re.compile(r"upl_[0-9]{8}T[0-9]{6}_[0-9a-f]{32}")
+FEEDBACK_ID_PATTERN = re.compile(r"fb_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}")
 
 
 class JobStatus(StrEnum):
@@ -54,6 +58,10 @@ def is_valid_job_id(value: str) -> bool:
     return JOB_ID_PATTERN.fullmatch(value) is not None
 
 
+def is_valid_upload_id(value: str) -> bool:
+    return UPLOAD_ID_PATTERN.fullmatch(value) is not None
+
+
 def make_job_id(compact_time: str, random_hex: str) -> str:
     job_id = f"job_{compact_time}_{random_hex}"
     if not is_valid_job_id(job_id):
@@ -77,6 +85,7 @@ PUBLIC_FIELDS = (
     "request_id",
     "correlation_id",
     "api_version",
+    "feedback_count",
 )
 
 
@@ -100,6 +109,7 @@ class Job:
     error: dict[str, str] | None = None
     #: Incremented by every status write; part of each transition's condition.
     version: int = 1
+    feedback_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def is_expired(self, now_epoch: float) -> bool:

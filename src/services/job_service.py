@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from models.job import API_VERSION, JOB_TTL_SECONDS, Job, JobStatus, can_transition, is_valid_job_id, make_job_id
 from services.blueprints import CONTENT_TYPES, SNIFF_BYTES, detect_format, normalise_format, sanitise_filename
-from storage.blueprint_store import BlueprintKeyTaken, BlueprintStore, blueprint_key
-from storage.jobs_table import JobIdTaken, JobsTable, StaleJob
+from storage import Stores
+from storage.blueprint_store import BlueprintKeyTaken, blueprint_key
+from storage.cache_store import result_key
+from storage.jobs_table import JobIdTaken, StaleJob
+from storage.preview_cache import PREVIEW_TTL_SECONDS
 from utils.clock import WallClock, compact_utc, iso_utc, wall_time
 from utils.config import RuntimeConfig
 from utils.errors import (
@@ -67,18 +70,37 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+@dataclass(frozen=True)
+class JobView:
+    """A job as an HTTP client sees it, with what is computed per request rather than stored."""
+
+    job: Job
+    #: A live cached preview of the same blueprint (on creation only).
+    preview: dict[str, Any] | None = None
+    #: A presigned GET of the result (completed jobs only).
+    result_url: str | None = None
+
+    def to_public(self) -> dict[str, Any]:
+        data = self.job.to_public()
+        if self.job.status is JobStatus.COMPLETED:
+            data["result_url"] = self.result_url
+        if self.preview is not None:
+            data["preview"] = self.preview
+        return data
+
+
 class JobService:
     def __init__(
         self,
-        jobs: JobsTable,
-        blueprints: BlueprintStore,
+        stores: Stores,
         config: RuntimeConfig,
         *,
         clock: WallClock = wall_time,
         random_hex: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> None:
-        self.jobs = jobs
-        self.blueprints = blueprints
+        self.stores = stores
+        self.jobs = stores.jobs
+        self.blueprints = stores.blueprints
         self.config = config
         self._clock = clock
         self._random_hex = random_hex
@@ -108,34 +130,64 @@ class JobService:
             )
         return detected
 
-    def check_size(self, size: int) -> None:
+    def now(self) -> float:
+        return self._clock()
+
+    def check_size(self, size: int, field: str = "blueprint.file") -> None:
         if size <= 0:
-            raise InvalidRequest("The file is empty", details={"field": "blueprint.file"})
+            raise InvalidRequest("The file is empty", details={"field": field})
         if size > self.config.max_upload_bytes:
             raise FileTooLarge(self.config.max_upload_bytes)
 
     # ------------------------------------------------------------------------------------- creation
-    def create_job(self, blueprint: BlueprintFile, request: RequestInfo) -> Job:
+    def create_job(self, blueprint: BlueprintFile, request: RequestInfo) -> JobView:
         """Validate and store the file, then record the job. Never leaves one without the other."""
         self.check_size(len(blueprint.content))
         fmt = self.resolve_format(blueprint.declared_format, blueprint.content[:SNIFF_BYTES])
         digest = hashlib.sha256(blueprint.content).digest()
         filename = sanitise_filename(blueprint.filename, fmt)
         for _ in range(ID_ATTEMPTS):
-            job = self._new_job(fmt, digest.hex(), len(blueprint.content), filename, request)
+            job = self.new_job(
+                self.new_job_id(),
+                fmt,
+                sha256_hex=digest.hex(),
+                size=len(blueprint.content),
+                filename=filename,
+                request=request,
+            )
             try:
                 self.blueprints.put_new(job.blueprint_s3_key, blueprint.content, CONTENT_TYPES[fmt], digest)
             except BlueprintKeyTaken:
                 continue
-            if self._record_or_roll_back(job):
-                bind(job_id=job.job_id)
-                logger.info("job created", extra={"format": fmt, "size": job.blueprint_size})
-                return job
+            if self.record_or_roll_back(job):
+                return self.created(job)
         raise Conflict("Could not allocate a job id; retry the request")
 
-    def _new_job(self, fmt: str, sha256_hex: str, size: int, filename: str, request: RequestInfo) -> Job:
+    def created(self, job: Job) -> JobView:
+        """Log the new job and return it with any live preview of the same blueprint."""
+        bind(job_id=job.job_id)
+        logger.info("job created", extra={"format": job.blueprint_format, "size": job.blueprint_size})
+        return JobView(job, preview=self.cached_preview(job.blueprint_hash))
+
+    def cached_preview(self, blueprint_hash: str) -> dict[str, Any] | None:
+        """The live preview of this blueprint, if a job with the same bytes completed within the hour.
+
+        Best effort: a preview is a bonus, so a failing cache read never fails the request.
+        """
+        try:
+            entry = self.stores.previews.get(blueprint_hash, self._clock())
+        except Exception:
+            logger.warning("preview cache unavailable; creating the job without a preview", exc_info=True)
+            return None
+        if entry is None:
+            return None
+        return {"rooms": entry.get("rooms", []), "model_version": entry.get("model_version"), "cached": True}
+
+    def new_job_id(self) -> str:
+        return make_job_id(compact_utc(self._clock()), self._random_hex())
+
+    def new_job(self, job_id: str, fmt: str, *, sha256_hex: str, size: int, filename: str, request: RequestInfo) -> Job:
         now = self._clock()
-        job_id = make_job_id(compact_utc(now), self._random_hex())
         stamp = iso_utc(now)
         return Job(
             job_id=job_id,
@@ -153,7 +205,7 @@ class JobService:
             expires_at=int(now) + JOB_TTL_SECONDS,
         )
 
-    def _record_or_roll_back(self, job: Job) -> bool:
+    def record_or_roll_back(self, job: Job) -> bool:
         """Write the record; on any failure delete the stored file first, then re-raise.
 
         Returns False only when the id was taken (the caller draws a new one).
@@ -179,6 +231,14 @@ class JobService:
             )
 
     # ---------------------------------------------------------------------------------------- reads
+    def get_job_view(self, job_id: str) -> JobView:
+        """The job, with a fresh short-lived ``result_url`` when it is completed."""
+        job = self.get_job(job_id)
+        url = None
+        if job.status is JobStatus.COMPLETED and job.result_s3_key:
+            url = self.stores.cache.presign_get(job.result_s3_key, self.config.presign_expiry_seconds)
+        return JobView(job, result_url=url)
+
     def get_job(self, job_id: str) -> Job:
         """The job, or ``JobNotFound`` (also for a job past its expiry that DynamoDB has not yet deleted)."""
         validate_job_id(job_id)
@@ -199,10 +259,54 @@ class JobService:
             ) from None
 
     def start_processing(self, job_id: str) -> Job:
+        """pending -> processing. ``IllegalTransition`` tells the pipeline the job was cancelled (or is done)."""
         return self.transition(job_id, JobStatus.PROCESSING)
 
-    def fail_job(self, job_id: str, code: str, message: str) -> Job:
-        return self.transition(job_id, JobStatus.FAILED, {"error": {"code": code, "message": message}})
+    def complete_job(self, job_id: str, result: dict[str, Any]) -> Job:
+        """processing -> completed: store the result, record its key, cache the preview for an hour.
+
+        The result is written first and deleted again if the transition loses (the job was cancelled
+        meanwhile): no result object is ever left without a completed job pointing at it.
+        """
+        rooms, model_version = validate_result(result)
+        job = self.get_job(job_id)
+        if not can_transition(job.status, JobStatus.COMPLETED):
+            raise IllegalTransition(job_id, job.status.value, JobStatus.COMPLETED.value)
+        key = result_key(job_id)
+        self.stores.cache.put_json(key, result)
+        try:
+            completed = self.transition(job_id, JobStatus.COMPLETED, {"result_s3_key": key})
+        except BaseException:
+            self._delete_quietly(key)
+            raise
+        now = self._clock()
+        try:
+            self.stores.previews.put(
+                {
+                    "blueprint_hash": completed.blueprint_hash,
+                    "rooms": rooms,
+                    "model_version": model_version,
+                    "timestamp": iso_utc(now),
+                    "job_id": job_id,
+                    "expires_at": int(now) + PREVIEW_TTL_SECONDS,
+                }
+            )
+        except Exception:  # the preview is a cache: the job is completed whether or not it is written
+            logger.warning("could not cache the preview", exc_info=True, extra={"job_id": job_id})
+        return completed
+
+    def fail_job(self, job_id: str, error: Mapping[str, Any]) -> Job:
+        """processing -> failed, recording ``error`` as ``{code, message}`` for the client."""
+        code, message = error.get("code"), error.get("message")
+        if not isinstance(code, str) or not code or not isinstance(message, str):
+            raise ValueError("error must be {'code': non-empty str, 'message': str}")
+        return self.transition(job_id, JobStatus.FAILED, {"error": {"code": code[:64], "message": message[:1000]}})
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.stores.cache.delete(key)
+        except Exception:
+            logger.exception("could not delete a result of a job that did not complete", extra={"s3_key": key})
 
     def transition(self, job_id: str, target: JobStatus, fields: dict[str, Any] | None = None) -> Job:
         """Move a job to ``target`` by a conditional write; re-read and decide again if a race is lost.
@@ -224,6 +328,18 @@ class JobService:
             logger.info("job status changed", extra={"job_id": job_id, "from": job.status.value, "to": target.value})
             return updated
         raise Conflict(details={"job_id": job_id})
+
+
+def validate_result(result: Any) -> tuple[list[Any], str]:
+    """A pipeline result: ``{"rooms": [...], "model_version": "...", ...}`` (other keys are kept)."""
+    if not isinstance(result, dict):
+        raise ValueError("result must be a JSON object")
+    rooms, model_version = result.get("rooms"), result.get("model_version")
+    if not isinstance(rooms, list):
+        raise ValueError("result.rooms must be a list")
+    if not isinstance(model_version, str) or not model_version:
+        raise ValueError("result.model_version must be a non-empty string")
+    return rooms, model_version
 
 
 def _listed(formats: tuple[str, ...]) -> str:

@@ -21,6 +21,10 @@ _deserializer = TypeDeserializer()
 HEALTH_PROBE_KEY = "__health_probe__"
 
 
+def claim_key(upload_id: str) -> str:
+    return f"claim#{upload_id}"
+
+
 class JobIdTaken(Exception):
     """A put found a record with the same id (a new id must be drawn)."""
 
@@ -110,6 +114,86 @@ class JobsTable:
                 raise
             old: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure
             raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
+        return Job.from_record(_deserialise(response["Attributes"]))
+
+    # Upload claims: typed items in the jobs table (key ``claim#{upload_id}``, never a job id, no owner, so
+    # no list or GSI ever sees them). The conditional put is what makes an upload create at most one job.
+    def claim_upload(self, upload_id: str, job_id: str, expires_at: int) -> bool:
+        """True if this caller now owns the upload's finalisation; False if someone else claimed it first."""
+        item = _serialise(
+            {
+                "job_id": claim_key(upload_id),
+                "item_type": "upload_claim",
+                "claimed_by": job_id,
+                "expires_at": expires_at,
+            }
+        )
+        try:
+            retry.call(
+                "dynamodb.put_item",
+                lambda: self.client.put_item(
+                    TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(job_id)"
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            # A retried put whose first attempt landed finds its own claim.
+            existing = self.client.get_item(
+                TableName=self.table_name, Key={"job_id": {"S": claim_key(upload_id)}}, ConsistentRead=True
+            ).get("Item", {})
+            return bool(existing.get("claimed_by", {}).get("S") == job_id)
+        return True
+
+    def release_upload_claim(self, upload_id: str, job_id: str) -> None:
+        """Give the upload back (finalisation failed for a reason a retry may fix)."""
+        try:
+            retry.call(
+                "dynamodb.delete_item",
+                lambda: self.client.delete_item(
+                    TableName=self.table_name,
+                    Key={"job_id": {"S": claim_key(upload_id)}},
+                    ConditionExpression="claimed_by = :job_id",
+                    ExpressionAttributeValues={":job_id": {"S": job_id}},
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+
+    def count_feedback(self, job_id: str, feedback_id: str, status: JobStatus) -> Job:
+        """Count one piece of feedback on a job that still has ``status``; ``StaleJob`` otherwise.
+
+        The feedback id joins a set in the same write, so a retried write whose first attempt landed
+        counts once.
+        """
+        try:
+            response = retry.call(
+                "dynamodb.update_item",
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"job_id": {"S": job_id}},
+                    UpdateExpression="ADD feedback_count :one, feedback_ids :ids",
+                    ConditionExpression=(
+                        "#status = :status AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))"
+                    ),
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":one": {"N": "1"},
+                        ":ids": {"SS": [feedback_id]},
+                        ":id": {"S": feedback_id},
+                        ":status": {"S": status.value},
+                    },
+                    ReturnValues="ALL_NEW",
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            current = self.get(job_id)
+            if current is not None and feedback_id in current.extra.get("feedback_ids", set()):
+                return current
+            raise StaleJob(current) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
 
     def ping(self) -> None:

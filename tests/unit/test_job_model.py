@@ -249,6 +249,8 @@ CONTRACT_PUBLIC_FIELDS = [
     "request_id",
     "correlation_id",
     "api_version",
+    # Beyond the contract's example (an addition, so compatible): feedback given on the job.
+    "feedback_count",
 ]
 
 
@@ -299,6 +301,7 @@ def test_to_public_values() -> None:
         "request_id": "req_20261121T231500_k3j9x2",
         "correlation_id": "corr-1",
         "api_version": "v1",
+        "feedback_count": 0,
     }
 
 

@@ -198,7 +198,7 @@ def test_long_but_acceptable_filename_is_passed_through() -> None:
 def test_unknown_field_in_blueprint() -> None:
     error = invalid(blueprint(file=PNG_B64, fromat="png"))
     assert error.details["field"] == "blueprint.fromat"
-    assert error.details["allowed_fields"] == ["file", "filename", "format"]
+    assert error.details["allowed_fields"] == ["file", "filename", "format", "upload_id"]
 
 
 def test_unknown_top_level_field() -> None:
@@ -252,7 +252,13 @@ def test_non_json_content_type_is_unsupported(content_type: str) -> None:
         parse(blueprint(file=PNG_B64), content_type)
     assert caught.value.http_status == 415
     assert caught.value.details["received_content_type"] == content_type
-    assert caught.value.details["supported_content_types"] == ["application/json"]
+    assert caught.value.details["supported_content_types"] == [
+        "application/json",
+        "multipart/form-data",
+        "image/png",
+        "image/jpeg",
+        "application/pdf",
+    ]
 
 
 def test_unsupported_media_type_is_checked_before_the_body() -> None:

@@ -1,0 +1,68 @@
+"""Client feedback on completed jobs: stored as JSON in the cache bucket and counted on the job."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from models.job import JobStatus
+from services.job_service import JobService, RequestInfo
+from storage.cache_store import feedback_key
+from storage.jobs_table import StaleJob
+from utils.clock import compact_utc, iso_utc
+from utils.errors import JobNotCompleted
+from utils.logging import get_logger
+
+logger = get_logger("feedback_service")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    rating: int
+    comment: str = ""
+    corrections: Any = None
+
+
+class FeedbackService:
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+        self.cache = jobs.stores.cache
+
+    def submit(self, job_id: str, feedback: Feedback, request: RequestInfo) -> dict[str, Any]:
+        """Store feedback on a completed job (409 ``JOB_NOT_COMPLETED`` otherwise) and count it."""
+        job = self.jobs.get_job(job_id)
+        if job.status is not JobStatus.COMPLETED:
+            raise _not_completed(job_id, job.status.value)
+        now = self.jobs.now()
+        feedback_id = f"fb_{compact_utc(now)}_{secrets.token_hex(8)}"
+        document = {
+            "feedback_id": feedback_id,
+            "job_id": job_id,
+            "rating": feedback.rating,
+            "comment": feedback.comment,
+            "corrections": feedback.corrections,
+            "created_at": iso_utc(now),
+            "request_id": request.request_id,
+            "correlation_id": request.correlation_id,
+        }
+        key = feedback_key(job_id, feedback_id)
+        self.cache.put_json(key, document)
+        try:
+            counted = self.jobs.jobs.count_feedback(job_id, feedback_id, JobStatus.COMPLETED)
+        except BaseException as exc:
+            try:
+                self.cache.delete(key)
+            except Exception:
+                logger.exception("could not delete uncounted feedback", extra={"s3_key": key})
+            if isinstance(exc, StaleJob):
+                raise _not_completed(job_id, exc.current.status.value if exc.current else None) from None
+            raise
+        logger.info("feedback stored", extra={"job_id": job_id, "feedback_id": feedback_id})
+        return {**document, "feedback_count": counted.feedback_count}
+
+
+def _not_completed(job_id: str, status: str | None) -> JobNotCompleted:
+    return JobNotCompleted(
+        "Feedback can only be given on a completed job", details={"job_id": job_id, "status": status}
+    )

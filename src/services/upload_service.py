@@ -1,0 +1,113 @@
+"""Large blueprints through S3: presigned uploads, and turning a finished upload into a job.
+
+    POST /api/v1/uploads        -> create_upload: an id and a presigned POST (1 byte .. max, 15 minutes)
+    client POSTs the file to S3
+    POST /api/v1/jobs {upload_id} -> finalise: check, claim, hash, copy, record, remove the upload
+
+Every check is made again on the object itself (size, magic bytes, content type): S3 emulators do not
+enforce POST policies, and we never trust one check. The claim (a conditional put) makes an upload create
+at most one job even when two finalisations race; a finalisation that fails for a reason a retry may fix
+gives the claim back, one that fails because the file is bad deletes the upload.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from models.job import is_valid_upload_id
+from services.blueprints import CONTENT_TYPES, SNIFF_BYTES, normalise_format, sanitise_filename
+from services.job_service import JobService, JobView, RequestInfo
+from storage.upload_store import ObjectChanged, UploadedObject, upload_prefix
+from utils.clock import compact_utc, iso_utc
+from utils.errors import Conflict, FileTooLarge, InvalidFileFormat, InvalidRequest, UploadNotFound
+from utils.logging import get_logger
+
+logger = get_logger("upload_service")
+
+#: A claim outlives the upload it guards (the bucket expires ``uploads/`` after one day).
+CLAIM_TTL_SECONDS = 2 * 24 * 3600
+#: What makes an upload unusable for good (it is deleted); anything else leaves it for a retry.
+_BAD_FILE = (FileTooLarge, InvalidFileFormat, InvalidRequest)
+_FORMATS_BY_CONTENT_TYPE = {content_type: fmt for fmt, content_type in CONTENT_TYPES.items()}
+
+
+class UploadService:
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+        self.uploads = jobs.stores.uploads
+        self.config = jobs.config
+
+    def create_upload(self, filename: str | None, declared_format: str, size: int) -> dict[str, Any]:
+        """An upload id and the presigned POST that sends the file to ``uploads/{upload_id}/{filename}``."""
+        fmt = normalise_format(declared_format)
+        if fmt is None or fmt not in self.config.allowed_formats:
+            raise InvalidFileFormat(
+                details={"received_format": declared_format, "allowed_formats": list(self.config.allowed_formats)}
+            )
+        self.jobs.check_size(size, field="size")
+        now = self.jobs.now()
+        upload_id = f"upl_{compact_utc(now)}_{secrets.token_hex(16)}"
+        key = upload_prefix(upload_id) + sanitise_filename(filename, fmt)
+        expires_in = self.config.presign_expiry_seconds
+        post = self.uploads.presign_post(key, CONTENT_TYPES[fmt], self.config.max_upload_bytes, expires_in, {})
+        return {
+            "upload_id": upload_id,
+            "url": post["url"],
+            "fields": post["fields"],
+            "method": "POST",
+            "expires_at": iso_utc(now + expires_in),
+            "max_bytes": self.config.max_upload_bytes,
+        }
+
+    def finalise(self, upload_id: str, request: RequestInfo) -> JobView:
+        """Create the job for a finished upload (at most one job per upload)."""
+        if not is_valid_upload_id(upload_id):
+            raise InvalidRequest("blueprint.upload_id is not an upload id", details={"field": "blueprint.upload_id"})
+        upload = self.uploads.find(upload_id)
+        if upload is None:
+            raise UploadNotFound(details={"upload_id": upload_id})
+        fmt = self._checked_format(upload)
+        job_id = self.jobs.new_job_id()
+        if not self.jobs.jobs.claim_upload(upload_id, job_id, int(self.jobs.now()) + CLAIM_TTL_SECONDS):
+            raise UploadNotFound("This upload has already been used", details={"upload_id": upload_id})
+        try:
+            view = self._create(upload, fmt, job_id, request)
+        except ObjectChanged:
+            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            raise Conflict("The upload changed while it was being checked; retry") from None
+        except _BAD_FILE:
+            self._discard(upload)
+            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            raise
+        except BaseException:
+            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            raise
+        self._discard(upload)
+        return view
+
+    def _checked_format(self, upload: UploadedObject) -> str:
+        """Size and magic bytes, checked on the object before anything is claimed or copied."""
+        try:
+            self.jobs.check_size(upload.size)
+            declared = _FORMATS_BY_CONTENT_TYPE.get((upload.content_type or "").split(";")[0].strip().lower())
+            return self.jobs.resolve_format(declared, self.uploads.read_head(upload, SNIFF_BYTES))
+        except _BAD_FILE:
+            self._discard(upload)  # it can never become a job
+            raise
+
+    def _create(self, upload: UploadedObject, fmt: str, job_id: str, request: RequestInfo) -> JobView:
+        digest, size = self.uploads.sha256(upload, self.config.max_upload_bytes)
+        self.jobs.check_size(size)
+        filename = sanitise_filename(upload.filename, fmt)
+        job = self.jobs.new_job(job_id, fmt, sha256_hex=digest.hex(), size=size, filename=filename, request=request)
+        self.uploads.copy(upload, job.blueprint_s3_key, CONTENT_TYPES[fmt], digest.hex())
+        if not self.jobs.record_or_roll_back(job):
+            raise Conflict("Could not allocate a job id; retry the request")
+        return self.jobs.created(job)
+
+    def _discard(self, upload: UploadedObject) -> None:
+        try:
+            self.uploads.delete(upload.key)
+        except Exception:  # the bucket's one-day rule for uploads/ is the backstop
+            logger.warning("could not delete an upload", exc_info=True, extra={"s3_key": upload.key})

@@ -1,0 +1,54 @@
+"""The S3 cache bucket: job results and client feedback, as JSON objects.
+
+``cache/results/{job_id}/result.json`` holds a completed job's result (clients fetch it through a
+short-lived presigned GET); ``feedback/{job_id}/{feedback_id}.json`` holds each piece of feedback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from utils import aws, retry
+
+
+def result_key(job_id: str) -> str:
+    return f"cache/results/{job_id}/result.json"
+
+
+def feedback_key(job_id: str, feedback_id: str) -> str:
+    return f"feedback/{job_id}/{feedback_id}.json"
+
+
+class CacheStore:
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.get_client("s3")
+
+    def put_json(self, key: str, document: Any) -> None:
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        retry.call(
+            "s3.put_object",
+            lambda: self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json; charset=utf-8"
+            ),
+        )
+
+    def get_json(self, key: str) -> Any:
+        response = retry.call("s3.get_object", lambda: self.client.get_object(Bucket=self.bucket, Key=key))
+        return json.loads(response["Body"].read())
+
+    def delete(self, key: str) -> None:
+        retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A URL anyone holding it can GET the object with, for ``expires_in`` seconds (signing is local)."""
+        return str(
+            self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )

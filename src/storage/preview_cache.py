@@ -1,0 +1,58 @@
+"""The DynamoDB ``preview_cache`` table: the last result's rooms for a blueprint, by its SHA-256.
+
+Entries live one hour (``expires_at``, the table's TTL attribute). DynamoDB deletes expired items late,
+so ``get`` treats an entry past its ``expires_at`` as absent.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from utils import aws, retry
+
+PREVIEW_TTL_SECONDS = 3600
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class PreviewCache:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.get_client("dynamodb")
+
+    def get(self, blueprint_hash: str, now_epoch: float) -> dict[str, Any] | None:
+        response = retry.call(
+            "dynamodb.get_item",
+            lambda: self.client.get_item(TableName=self.table_name, Key={"blueprint_hash": {"S": blueprint_hash}}),
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        entry = {k: _from_dynamodb(_deserializer.deserialize(v)) for k, v in item.items()}
+        if int(entry.get("expires_at", 0)) <= now_epoch:
+            return None
+        return entry
+
+    def put(self, entry: dict[str, Any]) -> None:
+        # DynamoDB numbers are Decimals: a JSON round trip turns every float of the rooms into one.
+        native = json.loads(json.dumps(entry), parse_float=Decimal)
+        item = {k: _serializer.serialize(v) for k, v in native.items()}
+        retry.call("dynamodb.put_item", lambda: self.client.put_item(TableName=self.table_name, Item=item))
+
+
+def _from_dynamodb(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamodb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamodb(v) for v in value]
+    return value
