@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from local_api.server import make_server, prepare_environment
+from local_api.server import STATE_FILE, make_server, prepare_environment, write_state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    write_state(f"http://{host}:{port}", endpoint)
     print(f"Location Detection API listening on http://{host}:{port}", flush=True)
     print(f"  emulated AWS: {endpoint}   (Ctrl-C stops both)", flush=True)
     try:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+        STATE_FILE.unlink(missing_ok=True)
         if moto_server is not None:
             moto_server.stop()
         print("Stopped.", flush=True)

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -274,6 +275,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not self.quiet:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+#: Where a running local API says where it is, for the operator CLI (``python -m ops --local ...``).
+#: ``LOCAL_API_STATE`` moves it (the e2e tests start servers of their own and must not clobber yours).
+STATE_FILE = Path(os.environ.get("LOCAL_API_STATE") or Path(__file__).resolve().parent.parent / ".local-api.json")
+
+
+def write_state(api_url: str, aws_endpoint_url: str) -> None:
+    STATE_FILE.write_text(json.dumps({"api_url": api_url, "aws_endpoint_url": aws_endpoint_url}) + "\n")
 
 
 def lambda_environment(stack: Stack) -> dict[str, str]:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,7 +95,8 @@ class LocalServer:
 
 def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> LocalServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", **(extra_env or {})})
+    state = Path(tempfile.gettempdir()) / f"local-api-test-{port}.json"
+    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", "LOCAL_API_STATE": str(state), **(extra_env or {})})
     process = subprocess.Popen(
         [sys.executable, "-m", "local_api", "--quiet"],
         cwd=ROOT,
