@@ -17,7 +17,7 @@ export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
-.PHONY: help install run test lint format typecheck pytest unit integration e2e cfn-lint sam-build clean lock
+.PHONY: help install run test lint format typecheck pytest unit integration e2e cfn-lint sam-build bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,8 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP) ## mypy on the Lambda's code and the local API
-	$(BIN)/mypy src local_api
+typecheck: $(STAMP) ## mypy (strict) on the Lambda's code, the local API and the operator CLI
+	$(BIN)/mypy src local_api ops
 
 pytest: $(STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
 	$(BIN)/python -m pytest --cov --cov-report=term-missing
@@ -67,6 +67,9 @@ sam-build: $(STAMP) ## sam build into a temporary folder (proves the package bui
 	  | grep -E 'Build Succeeded|Error' ; \
 	test -f "$$tmp/build/ApiFunction/api/rest_api.py"; \
 	! test -e "$$tmp/build/ApiFunction/local_api"
+
+bench: $(STAMP) ## benchmarks (ratios against baselines measured in the same run)
+	$(BIN)/python bench/finalise_memory.py
 
 lock: ## re-pin constraints-dev.txt from a clean install of requirements-dev.txt
 	rm -rf /tmp/ld-lock && $(PYTHON) -m venv /tmp/ld-lock
