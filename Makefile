@@ -48,7 +48,7 @@ typecheck: $(STAMP) ## mypy (strict) on the Lambda's code, the local API and the
 	$(BIN)/mypy src local_api ops
 
 pytest: $(STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
-	$(BIN)/python -m pytest --cov --cov-report=term-missing
+	$(BIN)/python -m pytest -n auto --dist loadfile --cov --cov-report=term-missing
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

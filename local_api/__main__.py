@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    write_state(f"http://{host}:{port}", endpoint)
+    keys = os.environ["LOCAL_API_KEYS"].split(",")
+    write_state(f"http://{host}:{port}", endpoint, keys)
     print(f"Location Detection API listening on http://{host}:{port}", flush=True)
+    for key in keys:
+        print(f"  API key: {key}   (send it as X-API-Key; set DEV_API_KEYS=k1,k2 to choose your own)", flush=True)
     print(f"  emulated AWS: {endpoint}   (Ctrl-C stops both)", flush=True)
     try:
         server.serve_forever()

@@ -7,6 +7,7 @@ alone. Idempotent: a resource that already exists is left as it is.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -125,3 +126,21 @@ def lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
         days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
         converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
     return converted
+
+
+def api_keys_document(keys: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """The api-keys secret for ``{key: (client_id, name)}``: only hashes of the keys are kept."""
+    from services.auth import hash_key
+
+    return {"keys": {hash_key(key): {"client_id": client, "name": name} for key, (client, name) in keys.items()}}
+
+
+def provision_api_keys(
+    stack: Stack, keys: dict[str, tuple[str, str]], session: Any = None, endpoint_url: str | None = None
+) -> None:
+    """Replace the emulated api-keys secret's value with these keys."""
+    session = session or boto3.session.Session(region_name=stack.region)
+    client = session.client("secretsmanager", endpoint_url=endpoint_url, region_name=stack.region)
+    (logical_id,) = stack.of_type("AWS::SecretsManager::Secret")
+    name = stack.properties(logical_id)["Name"]
+    client.put_secret_value(SecretId=name, SecretString=json.dumps(api_keys_document(keys)))

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from local_api import moto_atomic
 from local_api.cfn_template import Stack, load_template
-from local_api.provision import provision
+from local_api.provision import provision, provision_api_keys
 
 #: API Gateway's limits (the contract's Transport section).
 MAX_HEADER_BYTES = 10 * 1024
@@ -282,8 +282,10 @@ class _Handler(BaseHTTPRequestHandler):
 STATE_FILE = Path(os.environ.get("LOCAL_API_STATE") or Path(__file__).resolve().parent.parent / ".local-api.json")
 
 
-def write_state(api_url: str, aws_endpoint_url: str) -> None:
-    STATE_FILE.write_text(json.dumps({"api_url": api_url, "aws_endpoint_url": aws_endpoint_url}) + "\n")
+def write_state(api_url: str, aws_endpoint_url: str, api_keys: list[str]) -> None:
+    state = {"api_url": api_url, "aws_endpoint_url": aws_endpoint_url, "api_keys": api_keys}
+    STATE_FILE.write_text(json.dumps(state) + "\n")
+    STATE_FILE.chmod(0o600)  # it holds the local API keys
 
 
 def lambda_environment(stack: Stack) -> dict[str, str]:
@@ -310,6 +312,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def dev_api_keys() -> dict[str, tuple[str, str]]:
+    """``DEV_API_KEYS=key1,key2``: those keys, each its own client; unset: one freshly generated key."""
+    from services.auth import new_api_key
+
+    keys = [k.strip() for k in os.environ.get("DEV_API_KEYS", "").split(",") if k.strip()] or [new_api_key()]
+    return {key: (f"dev-client-{n}", f"local key {n}") for n, key in enumerate(keys, start=1)}
+
+
 def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -322,6 +332,9 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
     stack = Stack(load_template(), {"Environment": environment}, region=os.environ["AWS_DEFAULT_REGION"])
     provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    keys = dev_api_keys()
+    provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
     for key, value in lambda_environment(stack).items():
         os.environ.setdefault(key, value)
     return stack, moto_server

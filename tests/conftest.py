@@ -18,10 +18,14 @@ from moto import mock_aws
 
 from local_api import moto_atomic
 from local_api.cfn_template import Stack, load_template
-from local_api.provision import provision
+from local_api.provision import provision, provision_api_keys
 from local_api.server import LambdaContext, build_event
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Two clients of the emulated API (the `aws` fixture provisions their keys).
+API_KEY = "ldk_test_key_of_alice"
+OTHER_API_KEY = "ldk_test_key_of_bob"
+TEST_KEYS = {API_KEY: ("cli_alice", "Alice"), OTHER_API_KEY: ("cli_bob", "Bob")}
 EVENTS = ROOT / "events"
 
 _FAKE_AWS = {
@@ -66,6 +70,7 @@ def aws(stack: Stack, boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
     moto_atomic.install()
     with mock_aws():
         provision(stack, boto_session)
+        provision_api_keys(stack, TEST_KEYS, boto_session)
         for key, value in stack.function_environment().items():
             monkeypatch.setenv(key, value)
         aws_clients.reset_clients()
@@ -111,9 +116,13 @@ def invoke(
     json_body: Any = None,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
+    api_key: str | None = API_KEY,
 ) -> Reply:
-    """Call ``lambda_handler`` with the event API Gateway would build for this HTTP request."""
+    """Call ``lambda_handler`` with the event API Gateway would build for this HTTP request
+    (as the client with ``api_key``; ``api_key=None`` sends none)."""
     all_headers = dict(headers or {})
+    if api_key is not None and not any(k.lower() == "x-api-key" for k in all_headers):
+        all_headers["X-API-Key"] = api_key
     if json_body is not None:
         body = json.dumps(json_body).encode()
         all_headers.setdefault("Content-Type", "application/json")

@@ -30,8 +30,8 @@ def connection_error() -> EndpointConnectionError:
 class FaultyClient:
     """Delegates to ``real``; ``faults[operation]`` is a list of exceptions raised by successive calls.
 
-    ``always`` makes an operation fail on every call. ``calls`` counts calls per operation, so tests can
-    assert how often the code under test retried.
+    ``always`` makes an operation fail on every call (after the first ``after[operation]`` calls).
+    ``calls`` counts calls per operation, so tests can assert how often the code under test retried.
     """
 
     def __init__(
@@ -39,10 +39,12 @@ class FaultyClient:
         real: Any,
         faults: dict[str, list[BaseException]] | None = None,
         always: dict[str, Callable[[], BaseException]] | None = None,
+        after: dict[str, int] | None = None,
     ) -> None:
         self._real = real
         self._faults = {k: list(v) for k, v in (faults or {}).items()}
         self._always = always or {}
+        self._after = after or {}
         self.calls: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -52,7 +54,7 @@ class FaultyClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
-            if name in self._always:
+            if name in self._always and self.calls[name] > self._after.get(name, 0):
                 raise self._always[name]()
             pending = self._faults.get(name)
             if pending:

@@ -55,6 +55,11 @@ class Request:
     request_id: str
     correlation_id: str
     aws_request_id: str | None = None
+    raw_query: str = ""
+    #: Claims of a JWT that API Gateway's authorizer verified (empty without one).
+    jwt_claims: dict[str, Any] = field(default_factory=dict)
+    #: The authenticated client's id (set by the router on authenticated routes).
+    client_id: str | None = None
     path_params: dict[str, str] = field(default_factory=dict)
     _body: bytes | None = None
 
@@ -79,6 +84,8 @@ class Request:
             request_id=request_id,
             correlation_id=correlation_id,
             aws_request_id=_text(context.get("requestId")) or None,
+            raw_query=_text(event.get("rawQueryString")),
+            jwt_claims=_mapping(_mapping(_mapping(context.get("authorizer")).get("jwt")).get("claims")),
         )
 
     def header(self, name: str) -> str | None:
@@ -143,7 +150,7 @@ def cors_headers(origin: str | None, allowed_origins: tuple[str, ...]) -> dict[s
     return headers
 
 
-def _base_headers(request_id: str, correlation_id: str) -> dict[str, str]:
+def envelope_headers(request_id: str, correlation_id: str) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "Cache-Control": "no-store",
@@ -166,7 +173,7 @@ def success(
     status: int, data: Any, request_id: str, correlation_id: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
     payload = {"status": "success", "data": data, "meta": {"request_id": request_id, "api_version": API_VERSION}}
-    return _response(status, payload, {**_base_headers(request_id, correlation_id), **(headers or {})})
+    return _response(status, payload, {**envelope_headers(request_id, correlation_id), **(headers or {})})
 
 
 def failure(error: ApiError, request_id: str, correlation_id: str) -> dict[str, Any]:
@@ -174,10 +181,10 @@ def failure(error: ApiError, request_id: str, correlation_id: str) -> dict[str, 
     if error.details:
         body["details"] = error.details
     payload = {"status": "error", "error": body, "meta": {"request_id": request_id, "api_version": API_VERSION}}
-    return _response(error.http_status, payload, {**_base_headers(request_id, correlation_id), **error.headers})
+    return _response(error.http_status, payload, {**envelope_headers(request_id, correlation_id), **error.headers})
 
 
 def no_content(request_id: str, correlation_id: str) -> dict[str, Any]:
-    headers = _base_headers(request_id, correlation_id)
+    headers = envelope_headers(request_id, correlation_id)
     del headers["Content-Type"]
     return _response(204, None, headers)

@@ -11,12 +11,16 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from dateutil.parser import isoparse
 
 from api.http import Request
 from api.multipart import parse_form_data
 from services.blueprints import CONTENT_TYPES
 from services.feedback_service import Feedback
+from services.job_listing import ListQuery
 from services.job_service import BlueprintFile
 from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
 
@@ -172,9 +176,56 @@ def parse_feedback(request: Request) -> Feedback:
         raise InvalidRequest("rating must be an integer from 1 to 5", details={"field": "rating"})
     comment = _string(body, "comment", MAX_COMMENT_CHARS) or ""
     corrections = body.get("corrections")
-    if len(json.dumps(corrections, separators=(",", ":")).encode()) > MAX_CORRECTIONS_BYTES:
+    # Measured as stored: compact UTF-8 JSON (not ASCII with \uXXXX escapes, which would inflate it).
+    if len(json.dumps(corrections, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_CORRECTIONS_BYTES:
         raise InvalidRequest("corrections must be at most 64 KB of JSON", details={"field": "corrections"})
     return Feedback(rating=rating, comment=comment, corrections=corrections)
+
+
+# ------------------------------------------------------------------------------------ GET /api/v1/jobs
+LIST_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+
+
+def parse_list_query(request: Request, default_limit: int) -> ListQuery:
+    """``?limit=1..100&cursor=&status=&created_after=&created_before=`` (ISO 8601; no zone means UTC)."""
+    query = request.query
+    limit = default_limit
+    if "limit" in query:
+        raw = query["limit"]
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise InvalidRequest("limit must be an integer from 1 to 100", details={"field": "limit"})
+        limit = int(raw)
+    status = query.get("status")
+    if status is not None and status not in LIST_STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(LIST_STATUSES)}", details={"field": "status"})
+    cursor = query.get("cursor")
+    if cursor is not None and not cursor:
+        raise InvalidRequest("cursor must not be empty", details={"field": "cursor"})
+    return ListQuery(
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        created_after=_timestamp(query, "created_after"),
+        created_before=_timestamp(query, "created_before"),
+    )
+
+
+def _timestamp(query: dict[str, str], name: str) -> datetime | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = isoparse(raw)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"{name} must be an ISO 8601 date-time", details={"field": name}) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not _EARLIEST <= moment <= _LATEST:
+        raise InvalidRequest(f"{name} must be between 1970 and 9998", details={"field": name})
+    return moment
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -8,26 +8,30 @@ exception becomes a response in exactly one place, ``_error_response``.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from api import http
 from api.http import Request
-from api.requests import UploadReference, parse_create_job, parse_feedback, parse_upload_request
-from services import health
+from api.idempotency import run_idempotently
+from api.requests import UploadReference, parse_create_job, parse_feedback, parse_list_query, parse_upload_request
+from services import auth, health, job_listing
+from services.auth import Client
 from services.feedback_service import FeedbackService
 from services.job_service import JobService, JobView, RequestInfo, validate_job_id
 from services.upload_service import UploadService
 from storage import Stores
 from utils import config as runtime_config
 from utils import logging as log
-from utils import retry
+from utils import retry, secrets
 from utils.clock import wall_time
-from utils.errors import ApiError, InternalError, MethodNotAllowed, RouteNotFound
+from utils.errors import ApiError, InternalError, MethodNotAllowed, RouteNotFound, Unauthorized
 from utils.settings import Settings, get_settings
 
 logger = log.get_logger("api")
@@ -56,6 +60,24 @@ class Dependencies:
 
     def job_service(self) -> JobService:
         return JobService(self.stores, self.config())
+
+    def api_keys_secret(self) -> dict[str, Any]:
+        return secrets.get_store().get_json(self.settings.api_keys_secret_name)
+
+    def authenticate(self, request: Request) -> Client:
+        """The caller: a JWT's subject when API Gateway verified one, else the owner of X-API-Key."""
+        from_jwt = auth.client_from_jwt(request.jwt_claims)
+        if from_jwt is not None:
+            return from_jwt
+        presented = request.header("x-api-key")
+        if not presented:  # no need to read the secret to refuse
+            raise Unauthorized("An API key is required in the X-API-Key header")
+        keys = self.api_keys_secret().get("keys")
+        return auth.client_from_api_key(presented, keys if isinstance(keys, dict) else {})
+
+    def cursor_key(self) -> bytes:
+        fallback = f"{self.settings.environment}:{self.settings.api_keys_secret_name}"
+        return auth.cursor_signing_key(self.api_keys_secret(), fallback)
 
 
 _dependencies: Dependencies | None = None
@@ -93,7 +115,7 @@ def health_check(request: Request, deps: Dependencies) -> dict[str, Any]:
 
 
 def _info(request: Request) -> RequestInfo:
-    return RequestInfo(request.request_id, request.correlation_id)
+    return RequestInfo(request.request_id, request.correlation_id, request.client_id)
 
 
 def _ok(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -110,19 +132,38 @@ def create_job(request: Request, deps: Dependencies) -> dict[str, Any]:
     return _ok(request, view.to_public(), 201, {"Location": f"/api/v1/jobs/{view.job.job_id}"})
 
 
+def list_jobs(request: Request, deps: Dependencies) -> dict[str, Any]:
+    service = deps.job_service()
+    query = parse_list_query(request, service.config.default_page_size)
+    views, cursor = job_listing.list_jobs(service, request.client_id or "", query, deps.cursor_key())
+    return _ok(request, {"jobs": [view.to_public() for view in views], "next_cursor": cursor})
+
+
 def get_job(request: Request, deps: Dependencies) -> dict[str, Any]:
-    return _ok(request, deps.job_service().get_job_view(request.path_params["job_id"]).to_public())
+    view = deps.job_service().get_job_view(request.path_params["job_id"], request.client_id)
+    return _ok(request, view.to_public())
 
 
 def cancel_job(request: Request, deps: Dependencies) -> dict[str, Any]:
-    job = deps.job_service().cancel_job(request.path_params["job_id"])
+    job = deps.job_service().cancel_job(request.path_params["job_id"], request.client_id)
     return _ok(request, JobView(job).to_public())
 
 
 def create_upload(request: Request, deps: Dependencies) -> dict[str, Any]:
     upload = parse_upload_request(request)
-    data = UploadService(deps.job_service()).create_upload(upload.filename, upload.format, upload.size)
-    return _ok(request, data, 201)
+    uploads = UploadService(deps.job_service())
+    return _ok(request, uploads.create_upload(upload.filename, upload.format, upload.size, request.client_id), 201)
+
+
+def openapi_document(request: Request, deps: Dependencies) -> dict[str, Any]:
+    """The OpenAPI 3.1 document itself (not in the envelope: it is the document clients feed to tools)."""
+    headers = http.envelope_headers(request.request_id, request.correlation_id)
+    return {"statusCode": 200, "headers": headers, "body": _openapi_text(), "isBase64Encoded": False}
+
+
+@functools.cache
+def _openapi_text() -> str:
+    return (Path(__file__).with_name("openapi.json")).read_text(encoding="utf-8")
 
 
 def submit_feedback(request: Request, deps: Dependencies) -> dict[str, Any]:
@@ -137,6 +178,10 @@ class Route:
     method: str
     template: str
     handler: Handler
+    #: Public routes need no API key (health checks, the OpenAPI document).
+    public: bool = False
+    #: Honours Idempotency-Key.
+    idempotent: bool = False
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -146,12 +191,14 @@ def _compile(template: str) -> re.Pattern[str]:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/health", health_check),
-    Route("POST", "/api/v1/jobs", create_job),
+    Route("GET", "/health", health_check, public=True),
+    Route("GET", "/api/v1/openapi.json", openapi_document, public=True),
+    Route("GET", "/api/v1/jobs", list_jobs),
+    Route("POST", "/api/v1/jobs", create_job, idempotent=True),
     Route("GET", "/api/v1/jobs/{job_id}", get_job),
     Route("DELETE", "/api/v1/jobs/{job_id}", cancel_job),
     Route("POST", "/api/v1/jobs/{job_id}/feedback", submit_feedback),
-    Route("POST", "/api/v1/uploads", create_upload),
+    Route("POST", "/api/v1/uploads", create_upload, idempotent=True),
 )
 _COMPILED = tuple((route, _compile(route.template)) for route in ROUTES)
 
@@ -199,9 +246,11 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
                 log.bind(job_id=params["job_id"][:64])
             deps = get_dependencies()
             with retry.deadline(_seconds_left(context)):
-                response = route.handler(request, deps)
+                response = _run(route, request, deps)
     except Exception as exc:  # the one place where exceptions become responses
         response = _error_response(exc, request_id, request.correlation_id if request else request_id)
+    for name, value in http.envelope_headers(request_id, request.correlation_id if request else request_id).items():
+        response["headers"].setdefault(name, value)  # a replay keeps the first response's X-Request-ID
     response["headers"].update(_cors(request))
     logger.info(
         "request completed",
@@ -214,6 +263,32 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     )
     log.clear()
     return response
+
+
+def _run(route: Route, request: Request, deps: Dependencies) -> dict[str, Any]:
+    """Authenticate, then run the route (under its Idempotency-Key, if it honours one)."""
+    if not route.public:
+        client = deps.authenticate(request)
+        request.client_id = client.client_id
+        log.bind(client_id=client.client_id)
+    if not route.idempotent:
+        return route.handler(request, deps)
+
+    def handle() -> dict[str, Any]:  # errors become responses here, so a 4xx outcome is kept too
+        try:
+            return route.handler(request, deps)
+        except Exception as exc:
+            return _error_response(exc, request.request_id, request.correlation_id)
+
+    store = deps.stores.idempotency
+    return run_idempotently(
+        request,
+        client_id=request.client_id or "",
+        store=store,
+        now=wall_time(),
+        seconds_left=retry.seconds_left(),
+        handle=handle,
+    )
 
 
 def _error_response(exc: Exception, request_id: str, correlation_id: str) -> dict[str, Any]:

@@ -110,6 +110,8 @@ class Job:
     #: Incremented by every status write; part of each transition's condition.
     version: int = 1
     feedback_count: int = 0
+    #: The client that created the job; only it sees the job. None for jobs made before ownership.
+    owner_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def is_expired(self, now_epoch: float) -> bool:

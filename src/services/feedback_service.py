@@ -11,7 +11,7 @@ from services.job_service import JobService, RequestInfo
 from storage.cache_store import feedback_key
 from storage.jobs_table import StaleJob
 from utils.clock import compact_utc, iso_utc
-from utils.errors import JobNotCompleted
+from utils.errors import JobNotCompleted, JobNotFound
 from utils.logging import get_logger
 
 logger = get_logger("feedback_service")
@@ -31,7 +31,7 @@ class FeedbackService:
 
     def submit(self, job_id: str, feedback: Feedback, request: RequestInfo) -> dict[str, Any]:
         """Store feedback on a completed job (409 ``JOB_NOT_COMPLETED`` otherwise) and count it."""
-        job = self.jobs.get_job(job_id)
+        job = self.jobs.get_job(job_id, request.client_id)
         if job.status is not JobStatus.COMPLETED:
             raise _not_completed(job_id, job.status.value)
         now = self.jobs.now()
@@ -56,7 +56,9 @@ class FeedbackService:
             except Exception:
                 logger.exception("could not delete uncounted feedback", extra={"s3_key": key})
             if isinstance(exc, StaleJob):
-                raise _not_completed(job_id, exc.current.status.value if exc.current else None) from None
+                if exc.current is None:  # expired and deleted between the read and the count
+                    raise JobNotFound(details={"job_id": job_id}) from None
+                raise _not_completed(job_id, exc.current.status.value) from None
             raise
         logger.info("feedback stored", extra={"job_id": job_id, "feedback_id": feedback_id})
         return {**document, "feedback_count": counted.feedback_count}

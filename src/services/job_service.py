@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,10 @@ logger = get_logger("job_service")
 
 #: How often a transition re-reads and retries after losing a race before answering CONFLICT.
 TRANSITION_ATTEMPTS = 5
+#: A completion holds the job's result for at most this long (a crashed worker's lock then lapses).
+COMPLETION_LOCK_SECONDS = 60
+#: How long a second completion of the same job waits for the first before answering CONFLICT.
+COMPLETION_WAIT_SECONDS = 10.0
 #: How many fresh job ids to draw if one is taken (64 random bits: a second draw never happens).
 ID_ATTEMPTS = 3
 
@@ -53,6 +58,8 @@ class RequestInfo:
 
     request_id: str
     correlation_id: str
+    #: The calling client (None for operators and the pipeline, who see every job).
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,7 @@ class JobService:
             blueprint_filename=filename,
             request_id=request.request_id,
             correlation_id=request.correlation_id,
+            owner_id=request.client_id,
             api_version=API_VERSION,
             expires_at=int(now) + JOB_TTL_SECONDS,
         )
@@ -231,27 +239,31 @@ class JobService:
             )
 
     # ---------------------------------------------------------------------------------------- reads
-    def get_job_view(self, job_id: str) -> JobView:
+    def get_job_view(self, job_id: str, owner_id: str | None = None) -> JobView:
         """The job, with a fresh short-lived ``result_url`` when it is completed."""
-        job = self.get_job(job_id)
+        return self.job_view(self.get_job(job_id, owner_id))
+
+    def job_view(self, job: Job) -> JobView:
         url = None
         if job.status is JobStatus.COMPLETED and job.result_s3_key:
             url = self.stores.cache.presign_get(job.result_s3_key, self.config.presign_expiry_seconds)
         return JobView(job, result_url=url)
 
-    def get_job(self, job_id: str) -> Job:
-        """The job, or ``JobNotFound`` (also for a job past its expiry that DynamoDB has not yet deleted)."""
+    def get_job(self, job_id: str, owner_id: str | None = None) -> Job:
+        """The job, or ``JobNotFound``: also for a job past its expiry that DynamoDB has not yet deleted,
+        and for another client's job (``owner_id`` given) — the same answer, after the same one read, so
+        a client learns nothing about jobs that are not its own."""
         validate_job_id(job_id)
         job = self.jobs.get(job_id)
-        if job is None or job.is_expired(self._clock()):
+        if job is None or job.is_expired(self._clock()) or (owner_id is not None and job.owner_id != owner_id):
             raise JobNotFound(details={"job_id": job_id})
         return job
 
     # ---------------------------------------------------------------------------------- transitions
-    def cancel_job(self, job_id: str) -> Job:
+    def cancel_job(self, job_id: str, owner_id: str | None = None) -> Job:
         """Cancel a pending or processing job; idempotent for a cancelled one; 409 for a finished one."""
         try:
-            return self.transition(job_id, JobStatus.CANCELLED)
+            return self.transition(job_id, JobStatus.CANCELLED, owner_id=owner_id)
         except IllegalTransition as exc:
             raise JobAlreadyCompleted(
                 f"The job is {exc.current} and can no longer be cancelled",
@@ -265,20 +277,26 @@ class JobService:
     def complete_job(self, job_id: str, result: dict[str, Any]) -> Job:
         """processing -> completed: store the result, record its key, cache the preview for an hour.
 
-        The result is written first and deleted again if the transition loses (the job was cancelled
-        meanwhile): no result object is ever left without a completed job pointing at it.
+        One completion at a time: a conditional lock on the job (a minute at most, so a crashed worker
+        never blocks it) makes this call the only writer of the result object; a second ``complete_job``
+        waits for the first to finish and then learns the outcome (``IllegalTransition``). The result
+        is written, then the job moves to completed by a conditional write; if that loses (the job was
+        cancelled meanwhile) the result is deleted again: no result is left for a job that did not
+        complete, and a completed job's result is always the one its own completion wrote.
         """
         rooms, model_version = validate_result(result)
-        job = self.get_job(job_id)
-        if not can_transition(job.status, JobStatus.COMPLETED):
-            raise IllegalTransition(job_id, job.status.value, JobStatus.COMPLETED.value)
+        job, attempt = self._lock_completion(job_id)
         key = result_key(job_id)
-        self.stores.cache.put_json(key, result)
         try:
-            completed = self.transition(job_id, JobStatus.COMPLETED, {"result_s3_key": key})
-        except BaseException:
-            self._delete_quietly(key)
+            self.stores.cache.put_json(key, result)
+            completed = self.jobs.transition(job, JobStatus.COMPLETED, iso_utc(self._clock()), {"result_s3_key": key})
+        except BaseException as exc:
+            current = self._unwind_completion(job_id, attempt, key)
+            if isinstance(exc, StaleJob):
+                status = current.status.value if current else "absent"
+                raise IllegalTransition(job_id, status, JobStatus.COMPLETED.value) from None
             raise
+        logger.info("job status changed", extra={"job_id": job_id, "from": "processing", "to": "completed"})
         now = self._clock()
         try:
             self.stores.previews.put(
@@ -302,19 +320,59 @@ class JobService:
             raise ValueError("error must be {'code': non-empty str, 'message': str}")
         return self.transition(job_id, JobStatus.FAILED, {"error": {"code": code[:64], "message": message[:1000]}})
 
+    def _lock_completion(self, job_id: str) -> tuple[Job, str]:
+        attempt = secrets.token_hex(8)
+        waited = 0.0
+        while True:
+            job = self.get_job(job_id)
+            if not can_transition(job.status, JobStatus.COMPLETED):
+                raise IllegalTransition(job_id, job.status.value, JobStatus.COMPLETED.value)
+            now = int(self._clock())
+            try:
+                return self.jobs.lock_completion(job, attempt, now, now + COMPLETION_LOCK_SECONDS), attempt
+            except StaleJob as stale:
+                held = stale.current is not None and int(stale.current.extra.get("completing_until", 0)) >= now
+                if held:  # another completion is under way: wait for its outcome, briefly
+                    if waited >= COMPLETION_WAIT_SECONDS:
+                        raise Conflict(
+                            "Another completion of this job is in progress", details={"job_id": job_id}
+                        ) from None
+                    time.sleep(0.05)
+                    waited += 0.05
+
+    def _unwind_completion(self, job_id: str, attempt: str, key: str) -> Job | None:
+        """After a failed completion: delete its result unless the job completed with it (a write that
+        landed before its connection dropped), and give the lock back. Returns the job as it now is."""
+        try:
+            current = self.jobs.get(job_id)
+        except Exception:
+            logger.warning("could not re-read a job after a failed completion", extra={"job_id": job_id})
+            return None  # cannot tell: keep the result (the bucket's 30-day lifecycle rule is the backstop)
+        if current is not None and current.status is JobStatus.COMPLETED and current.result_s3_key == key:
+            return current
+        self._delete_quietly(key)
+        if current is not None and current.extra.get("completing_by") == attempt:
+            try:
+                self.jobs.unlock_completion(job_id, attempt)
+            except Exception:  # it lapses by itself within COMPLETION_LOCK_SECONDS
+                logger.warning("could not release a completion lock", extra={"job_id": job_id})
+        return current
+
     def _delete_quietly(self, key: str) -> None:
         try:
             self.stores.cache.delete(key)
         except Exception:
             logger.exception("could not delete a result of a job that did not complete", extra={"s3_key": key})
 
-    def transition(self, job_id: str, target: JobStatus, fields: dict[str, Any] | None = None) -> Job:
+    def transition(
+        self, job_id: str, target: JobStatus, fields: dict[str, Any] | None = None, owner_id: str | None = None
+    ) -> Job:
         """Move a job to ``target`` by a conditional write; re-read and decide again if a race is lost.
 
         Reaching a status the job already has is a no-op only for ``cancelled`` (cancel is idempotent);
         any other move the state machine forbids raises ``IllegalTransition``.
         """
-        job = self.get_job(job_id)
+        job = self.get_job(job_id, owner_id)
         for _ in range(TRANSITION_ATTEMPTS):
             if job.status is target and target is JobStatus.CANCELLED:
                 return job

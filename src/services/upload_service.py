@@ -38,7 +38,9 @@ class UploadService:
         self.uploads = jobs.stores.uploads
         self.config = jobs.config
 
-    def create_upload(self, filename: str | None, declared_format: str, size: int) -> dict[str, Any]:
+    def create_upload(
+        self, filename: str | None, declared_format: str, size: int, owner_id: str | None = None
+    ) -> dict[str, Any]:
         """An upload id and the presigned POST that sends the file to ``uploads/{upload_id}/{filename}``."""
         fmt = normalise_format(declared_format)
         if fmt is None or fmt not in self.config.allowed_formats:
@@ -50,7 +52,9 @@ class UploadService:
         upload_id = f"upl_{compact_utc(now)}_{secrets.token_hex(16)}"
         key = upload_prefix(upload_id) + sanitise_filename(filename, fmt)
         expires_in = self.config.presign_expiry_seconds
-        post = self.uploads.presign_post(key, CONTENT_TYPES[fmt], self.config.max_upload_bytes, expires_in, {})
+        # The owner rides in the object's metadata, pinned by the POST policy: only its client finalises it.
+        metadata = {"owner": owner_id} if owner_id else {}
+        post = self.uploads.presign_post(key, CONTENT_TYPES[fmt], self.config.max_upload_bytes, expires_in, metadata)
         return {
             "upload_id": upload_id,
             "url": post["url"],
@@ -65,9 +69,12 @@ class UploadService:
         if not is_valid_upload_id(upload_id):
             raise InvalidRequest("blueprint.upload_id is not an upload id", details={"field": "blueprint.upload_id"})
         upload = self.uploads.find(upload_id)
-        if upload is None:
+        if upload is None or (request.client_id is not None and upload.metadata.get("owner") != request.client_id):
             raise UploadNotFound(details={"upload_id": upload_id})
-        fmt = self._checked_format(upload)
+        try:
+            fmt = self._checked_format(upload)
+        except ObjectChanged:  # removed (or replaced) since it was found: as good as never there
+            raise UploadNotFound(details={"upload_id": upload_id}) from None
         job_id = self.jobs.new_job_id()
         if not self.jobs.jobs.claim_upload(upload_id, job_id, int(self.jobs.now()) + CLAIM_TTL_SECONDS):
             raise UploadNotFound("This upload has already been used", details={"upload_id": upload_id})
@@ -90,8 +97,7 @@ class UploadService:
         """Size and magic bytes, checked on the object before anything is claimed or copied."""
         try:
             self.jobs.check_size(upload.size)
-            declared = _FORMATS_BY_CONTENT_TYPE.get((upload.content_type or "").split(";")[0].strip().lower())
-            return self.jobs.resolve_format(declared, self.uploads.read_head(upload, SNIFF_BYTES))
+            return self.jobs.resolve_format(_declared_format(upload), self.uploads.read_head(upload, SNIFF_BYTES))
         except _BAD_FILE:
             self._discard(upload)  # it can never become a job
             raise
@@ -111,3 +117,14 @@ class UploadService:
             self.uploads.delete(upload.key)
         except Exception:  # the bucket's one-day rule for uploads/ is the backstop
             logger.warning("could not delete an upload", exc_info=True, extra={"s3_key": upload.key})
+
+
+def _declared_format(upload: UploadedObject) -> str | None:
+    """The format the upload was created for: its key's extension, which this service chose (the
+    presigned policy pins the key and the content type in AWS; an emulator lets a client change both,
+    so the bytes are checked against it anyway). Falls back to the object's content type."""
+    extension = upload.filename.rsplit(".", 1)[-1] if "." in upload.filename else ""
+    by_extension = normalise_format(extension)
+    if by_extension is not None:
+        return by_extension
+    return _FORMATS_BY_CONTENT_TYPE.get((upload.content_type or "").split(";")[0].strip().lower())

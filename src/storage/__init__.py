@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from storage.blueprint_store import BlueprintStore
 from storage.cache_store import CacheStore
+from storage.idempotency_store import IdempotencyStore
 from storage.jobs_table import JobsTable
 from storage.preview_cache import PreviewCache
 from storage.upload_store import UploadStore
@@ -20,6 +21,7 @@ class Stores:
     uploads: UploadStore
     cache: CacheStore
     previews: PreviewCache
+    idempotency: IdempotencyStore
 
     @classmethod
     def from_names(cls, jobs_table: str, preview_table: str, blueprints_bucket: str, cache_bucket: str) -> Stores:
@@ -29,4 +31,5 @@ class Stores:
             uploads=UploadStore(blueprints_bucket),
             cache=CacheStore(cache_bucket),
             previews=PreviewCache(preview_table),
+            idempotency=IdempotencyStore(jobs_table),
         )

@@ -6,6 +6,7 @@ two racing writers can never both win: the loser gets ``StaleJob`` carrying what
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -16,6 +17,11 @@ from utils import aws, retry
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+#: The GSI of a client's jobs, newest first (``owner_id`` hash, ``created_at`` range); see template.yaml.
+OWNER_INDEX = "owner-created-index"
+#: Pages DynamoDB may read to fill one list page when a filter drops items (bounded work per request).
+MAX_QUERY_PAGES = 10
 
 #: A key no job can have (job ids match ``job_...``): reading it is the cheapest reachability probe.
 HEALTH_PROBE_KEY = "__health_probe__"
@@ -116,6 +122,61 @@ class JobsTable:
             raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
 
+    def lock_completion(self, job: Job, attempt_id: str, now: int, until: int) -> Job:
+        """Make ``attempt_id`` the one writer of this processing job's result until ``until``.
+
+        Conditional on the status and version read, and on no other live lock; bumps the version, so a
+        cancel racing the completion still wins or loses cleanly. ``StaleJob`` if the lock is not taken.
+        """
+        try:
+            response = retry.call(
+                "dynamodb.update_item",
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"job_id": {"S": job.job_id}},
+                    UpdateExpression="SET completing_by = :attempt, completing_until = :until, "
+                    "#version = #version + :one",
+                    ConditionExpression="#status = :processing AND #version = :version AND "
+                    "(attribute_not_exists(completing_until) OR completing_until < :now)",
+                    ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                    ExpressionAttributeValues=_serialise(
+                        {
+                            ":attempt": attempt_id,
+                            ":until": until,
+                            ":one": 1,
+                            ":processing": JobStatus.PROCESSING.value,
+                            ":version": job.version,
+                            ":now": now,
+                        }
+                    ),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            old: Any = exc.response.get("Item")
+            raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
+        return Job.from_record(_deserialise(response["Attributes"]))
+
+    def unlock_completion(self, job_id: str, attempt_id: str) -> None:
+        """Release ``attempt_id``'s completion lock (no-op if it no longer holds it)."""
+        try:
+            retry.call(
+                "dynamodb.update_item",
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"job_id": {"S": job_id}},
+                    UpdateExpression="REMOVE completing_by, completing_until",
+                    ConditionExpression="completing_by = :attempt",
+                    ExpressionAttributeValues={":attempt": {"S": attempt_id}},
+                ),
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+
     # Upload claims: typed items in the jobs table (key ``claim#{upload_id}``, never a job id, no owner, so
     # no list or GSI ever sees them). The conditional put is what makes an upload create at most one job.
     def claim_upload(self, upload_id: str, job_id: str, expires_at: int) -> bool:
@@ -195,6 +256,66 @@ class JobsTable:
                 return current
             raise StaleJob(current) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
+
+    def query_owner(
+        self,
+        owner_id: str,
+        limit: int,
+        start_key: dict[str, str] | None,
+        now: int,
+        *,
+        status: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[list[Job], dict[str, str] | None]:
+        """Up to ``limit`` of the owner's live jobs, newest first, from ``start_key`` on.
+
+        Returns the jobs and the key to continue from (None at the end). The key is that of the last job
+        returned, not DynamoDB's last evaluated key, so a page cut short by ``limit`` skips nothing.
+        """
+        condition = "owner_id = :owner"
+        values: dict[str, Any] = {":owner": owner_id, ":now": now}
+        if after and before:
+            condition += " AND created_at BETWEEN :after AND :before"
+            values.update({":after": after, ":before": before})
+        elif after:
+            condition += " AND created_at >= :after"
+            values[":after"] = after
+        elif before:
+            condition += " AND created_at <= :before"
+            values[":before"] = before
+        filters = "expires_at > :now"
+        names: dict[str, str] = {}
+        if status:
+            filters += " AND #status = :status"
+            values[":status"] = status
+            names["#status"] = "status"
+        jobs: list[Job] = []
+        exclusive = start_key
+        for _ in range(MAX_QUERY_PAGES):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": OWNER_INDEX,
+                "KeyConditionExpression": condition,
+                "FilterExpression": filters,
+                "ExpressionAttributeValues": _serialise(values),
+                "ScanIndexForward": False,
+                "Limit": limit - len(jobs),
+            }
+            if names:
+                kwargs["ExpressionAttributeNames"] = names
+            if exclusive:
+                kwargs["ExclusiveStartKey"] = _serialise(exclusive)
+            page: dict[str, Any] = retry.call("dynamodb.query", functools.partial(self.client.query, **kwargs))
+            jobs.extend(Job.from_record(_deserialise(item)) for item in page.get("Items", []))
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return jobs, None
+            exclusive = {k: str(v) for k, v in _deserialise(last).items()}
+            if len(jobs) >= limit:
+                newest_last = jobs[-1]
+                return jobs, {"job_id": newest_last.job_id, "owner_id": owner_id, "created_at": newest_last.created_at}
+        return jobs, exclusive
 
     def ping(self) -> None:
         """One cheap read (half a read unit) that proves the table answers; raises if it does not."""

@@ -19,6 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The local API started here knows these two clients (DEV_API_KEYS); a deployed stack: API_KEY, OTHER_API_KEY.
+LOCAL_KEYS = ("ldk_e2e_key_of_alice", "ldk_e2e_key_of_bob")
+API_KEY = os.environ.get("API_KEY") or LOCAL_KEYS[0]
+OTHER_API_KEY = os.environ.get("OTHER_API_KEY") or LOCAL_KEYS[1]
 
 
 @dataclass
@@ -43,8 +47,9 @@ class HttpReply:
 class Client:
     """A tiny curl: one keep-alive connection per client, headers case-insensitive in replies."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, api_key: str | None = API_KEY) -> None:
         parts = urlsplit(base_url)
+        self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.prefix = parts.path.rstrip("/")
         self._https = parts.scheme == "https"
@@ -63,7 +68,10 @@ class Client:
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.request(method, self.prefix + path, body=body, headers=headers or {})
+                sent = dict(headers or {})
+                if self.api_key and not any(k.lower() == "x-api-key" for k in sent):
+                    sent["X-API-Key"] = self.api_key
+                conn.request(method, self.prefix + path, body=body, headers=sent)
                 response = conn.getresponse()
                 raw = response.read()
             except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest):
@@ -91,12 +99,21 @@ class Client:
 class LocalServer:
     url: str
     process: subprocess.Popen[str]
+    state_file: str
 
 
 def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> LocalServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     state = Path(tempfile.gettempdir()) / f"local-api-test-{port}.json"
-    env.update({"PORT": str(port), "PYTHONUNBUFFERED": "1", "LOCAL_API_STATE": str(state), **(extra_env or {})})
+    env.update(
+        {
+            "PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+            "LOCAL_API_STATE": str(state),
+            "DEV_API_KEYS": ",".join(LOCAL_KEYS),
+            **(extra_env or {}),
+        }
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "local_api", "--quiet"],
         cwd=ROOT,
@@ -115,7 +132,7 @@ def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> Lo
             conn.request("GET", "/health")
             if conn.getresponse().status == 200:
                 conn.close()
-                return LocalServer(url, process)
+                return LocalServer(url, process, str(state))
         except OSError:
             time.sleep(0.2)
     process.kill()

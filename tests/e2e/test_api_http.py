@@ -130,4 +130,4 @@ def test_unknown_route_and_wrong_method(client: Client) -> None:
     assert unknown.error["code"] == "NOT_FOUND"
     assert_envelope(wrong, 405)
     assert wrong.error["code"] == "METHOD_NOT_ALLOWED"
-    assert wrong.headers["allow"] == "POST, OPTIONS"
+    assert wrong.headers["allow"] == "GET, POST, OPTIONS"

@@ -13,7 +13,7 @@ import pytest
 
 from local_api.server import MAX_LAMBDA_PAYLOAD_BYTES, build_event, free_port, to_http
 from tests import samples
-from tests.e2e.conftest import Client, LocalServer, start_local_server, stop_local_server
+from tests.e2e.conftest import API_KEY, Client, LocalServer, start_local_server, stop_local_server
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +76,7 @@ def test_chunked_request_bodies_are_read(local_server: LocalServer) -> None:
     chunks = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (payload[:half], payload[half:])) + b"0\r\n\r\n"
     request = (
         b"POST /api/v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"X-API-Key: " + API_KEY.encode() + b"\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks
     )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests import samples
-from tests.e2e.conftest import Client
+from tests.e2e.conftest import API_KEY, Client
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["curl", "-q", "-s", "--noproxy", "*", "--max-time", "60", *args],
+        ["curl", "-q", "-s", "--noproxy", "*", "--max-time", "60", "-H", f"X-API-Key: {API_KEY}", *args],
         capture_output=True,
         text=True,
         timeout=90,
@@ -68,6 +68,7 @@ def test_browser_style_form_with_a_mismatched_declaration(api_url: str) -> None:
     response = requests.post(
         f"{api_url}/api/v1/jobs",
         files={"file": ("plan.png", samples.GIF, "image/png")},
+        headers={"X-API-Key": API_KEY},
         timeout=60,
     )
     assert response.status_code == 400

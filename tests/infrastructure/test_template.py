@@ -174,7 +174,7 @@ def test_http_api_routes_health_root_and_proxy_with_payload_2_0_on_the_explicit_
     events = function_properties(stack)["Events"].values()
 
     routes = {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in events}
-    assert routes == {("GET", "/health"), ("ANY", "/"), ("ANY", "/{proxy+}")}
+    assert routes == {("GET", "/health"), ("ANY", "/"), ("ANY", "/{proxy+}"), ("GET", "/api/v1/openapi.json")}
     for event in events:
         assert event["Type"] == "HttpApi"
         assert event["Properties"]["PayloadFormatVersion"] == "2.0"
@@ -473,3 +473,24 @@ def test_jobs_table_is_retained(stack: Stack) -> None:
     ]
     resource = stack.resources[logical_id]
     assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_api_routes_take_an_optional_jwt_authorizer(stack: Stack) -> None:
+    """/api/* has routes of its own: JWT-guarded when JwtIssuer is set, open (X-API-Key) otherwise;
+    preflights never need a token; the authorizer exists only with an issuer."""
+    resources = stack.resources
+    assert resources["JwtAuthorizer"]["Condition"] == "HasJwt"
+    api_routes = resources["ApiRoutes"]["Properties"]
+    assert api_routes["RouteKey"] == "ANY /api/{proxy+}"
+    assert api_routes["AuthorizationType"] == {"Fn::If": ["HasJwt", "JWT", "NONE"]}
+    assert resources["ApiPreflightRoute"]["Properties"]["AuthorizationType"] == "NONE"
+    assert resources["ApiIntegration"]["Properties"]["PayloadFormatVersion"] == "2.0"
+    without = Stack(stack.template, {"Environment": "dev"})
+    with_jwt = Stack(stack.template, {"Environment": "dev", "JwtIssuer": "https://issuer.example", "JwtAudience": "a"})
+    assert without.properties("ApiRoutes")["AuthorizationType"] == "NONE"
+    assert "AuthorizerId" not in without.properties("ApiRoutes")
+    assert with_jwt.properties("ApiRoutes")["AuthorizationType"] == "JWT"
+    assert with_jwt.properties("JwtAuthorizer")["JwtConfiguration"] == {
+        "Issuer": "https://issuer.example",
+        "Audience": ["a"],
+    }

@@ -138,7 +138,7 @@ def test_unknown_routes_are_404_in_the_envelope(aws: Stack, path: str) -> None:
     ("method", "path", "allow"),
     [
         ("PUT", "/api/v1/jobs/job_20261121T231500_9f2c4e7a1b3d5f60", "GET, DELETE, OPTIONS"),
-        ("PATCH", "/api/v1/jobs", "POST, OPTIONS"),
+        ("PATCH", "/api/v1/jobs", "GET, POST, OPTIONS"),
         ("POST", "/health", "GET, OPTIONS"),
         ("DELETE", "/health", "GET, OPTIONS"),
     ],

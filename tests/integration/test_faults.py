@@ -10,7 +10,7 @@ import pytest
 
 from local_api.cfn_template import Stack
 from tests import samples
-from tests.conftest import create_body, invoke, invoke_event
+from tests.conftest import API_KEY, create_body, invoke, invoke_event
 from tests.faults import FaultyClient, client_error, connection_error, server_error, throttled
 from tests.integration.test_jobs_api import assert_error, create, stored_jobs, stored_keys
 from utils import aws as aws_clients
@@ -177,7 +177,7 @@ def test_retries_stop_at_the_lambda_deadline(aws: Stack, clock: FakeClock) -> No
     event = build_event(
         "POST",
         "/api/v1/jobs",
-        [("content-type", "application/json")],
+        [("content-type", "application/json"), ("x-api-key", API_KEY)],
         json.dumps(create_body(samples.png())).encode(),
     )
 

@@ -1,0 +1,247 @@
+"""``python -m ops``: drive jobs through their states by hand (operators, local demos).
+
+    python -m ops --local jobs complete JOB_ID --start --result examples/result.json
+    python -m ops --env dev jobs show JOB_ID
+
+Prints the resulting job (the public view, with ``result_url`` when completed) as indented JSON on
+stdout. Exit codes: 0 done; 1 the job or the target refused (not found, illegal transition, bad result
+file, invalid job id, AWS error), with one line on stderr and no traceback; 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from api.rest_api import Dependencies
+from models.job import Job, JobStatus
+from ops import keys
+from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
+from services.job_service import JobService, JobView, validate_result
+from utils.errors import ApiError, ConfigurationError, IllegalTransition, InvalidJobId, JobNotFound
+from utils.logging import JsonFormatter, get_logger
+from utils.settings import Settings
+
+PROG = "python -m ops"
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class ResultFileError(ValueError):
+    """The ``--result`` file cannot be read or is not a pipeline result."""
+
+
+# --------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Drive jobs through pending -> processing -> completed | failed, as the pipeline does.",
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--local",
+        action="store_true",
+        help="the local API that `make run` serves (found via .local-api.json or LOCAL_API_STATE)",
+    )
+    target.add_argument(
+        "--env",
+        choices=ENVIRONMENTS,
+        help="a deployed environment, with your AWS credentials (default: $ENVIRONMENT, else dev)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys}")
+    keys = groups.add_parser("keys", help="create, list or revoke client API keys (hashed in Secrets Manager)")
+    key_commands = keys.add_subparsers(dest="command", required=True, metavar="{create,list,revoke}")
+    create_key = key_commands.add_parser("create", help="a new key, printed once (only its hash is stored)")
+    create_key.add_argument("--name", required=True, help="who the key is for, e.g. 'web frontend'")
+    create_key.add_argument("--client-id", help="add a second key to this existing client (key rotation)")
+    key_commands.add_parser("list", help="clients, names and hash prefixes of the keys")
+    revoke = key_commands.add_parser("revoke", help="remove keys (effective within the 5-minute cache)")
+    revoke.add_argument("--client-id", help="every key of this client")
+    revoke.add_argument("--key-hash", help="the key whose hash starts with this prefix (from keys list)")
+    jobs = groups.add_parser("jobs", help="show a job or move it to another status")
+    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,complete,fail}")
+
+    show = commands.add_parser("show", help="print the job (with result_url when completed)")
+    show.add_argument("job_id")
+
+    start = commands.add_parser("start", help="pending -> processing")
+    start.add_argument("job_id")
+
+    complete = commands.add_parser("complete", help="processing -> completed, storing the result")
+    complete.add_argument("job_id")
+    complete.add_argument(
+        "--result",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help='JSON result: {"rooms": [...], "model_version": "..."} (e.g. examples/result.json)',
+    )
+    complete.add_argument("--start", action="store_true", help="move a pending job to processing first")
+
+    fail = commands.add_parser("fail", help="processing -> failed, recording {code, message}")
+    fail.add_argument("job_id")
+    fail.add_argument("--code", required=True, help="error code shown to the client, e.g. MODEL_ERROR")
+    fail.add_argument("--message", required=True, help="error message shown to the client")
+    fail.add_argument("--start", action="store_true", help="move a pending job to processing first")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------- commands
+def load_result(path: Path) -> dict[str, Any]:
+    """The result file, validated as ``complete_job`` will (before any status changes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultFileError(f"cannot read result file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ResultFileError(f"result file {path} is not UTF-8 text") from None
+    try:
+        result = json.loads(text)
+    except ValueError as exc:
+        raise ResultFileError(f"result file {path} is not JSON: {exc}") from None
+    try:
+        validate_result(result)
+    except ValueError as exc:
+        raise ResultFileError(f"result file {path}: {exc}") from None
+    return dict(result)
+
+
+def start_if_pending(service: JobService, job_id: str) -> None:
+    """``--start``: move a pending job to processing; leave a processing one (or a racing start) alone."""
+    if service.get_job(job_id).status is not JobStatus.PENDING:
+        return
+    try:
+        service.start_processing(job_id)
+    except IllegalTransition as exc:
+        if exc.current != JobStatus.PROCESSING.value:
+            raise
+
+
+def public_view(service: JobService, job: Job) -> dict[str, Any]:
+    """What ``GET /api/v1/jobs/{job_id}`` shows for ``job`` (a fresh result_url when completed)."""
+    url = None
+    if job.status is JobStatus.COMPLETED and job.result_s3_key:
+        url = service.stores.cache.presign_get(job.result_s3_key, service.config.presign_expiry_seconds)
+    return JobView(job, result_url=url).to_public()
+
+
+def run(args: argparse.Namespace, service: JobService, result: dict[str, Any] | None) -> dict[str, Any]:
+    job_id: str = args.job_id
+    if args.command == "show":
+        return service.get_job_view(job_id).to_public()
+    if args.command == "start":
+        return public_view(service, service.start_processing(job_id))
+    if args.start:
+        start_if_pending(service, job_id)
+    if args.command == "complete":
+        assert result is not None  # noqa: S101 - loaded by main before any change
+        return public_view(service, service.complete_job(job_id, result))
+    return public_view(service, service.fail_job(job_id, {"code": args.code, "message": args.message}))
+
+
+def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
+    if args.command == "create":
+        created = keys.create_key(secret_name, args.name, args.client_id)
+        _say(f"{PROG}: store this key now: it is shown once and only its hash is kept")
+        return created
+    if args.command == "list":
+        return keys.list_keys(secret_name)
+    return {"revoked": keys.revoke(secret_name, args.client_id, args.key_hash)}
+
+
+def build_service() -> JobService:
+    """The service as the Lambda builds it, from the variables the target put in ``os.environ``."""
+    return Dependencies.from_settings(Settings.from_environ(os.environ)).job_service()
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (argparse's usage errors included, instead of exiting)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2): a return code, so tests can call main()
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    job_id = str(getattr(args, "job_id", ""))
+    try:
+        target: Target = select_local(os.environ) if args.local else select_environment(args.env, os.environ)
+        _say(f"{PROG}: {target.description}")
+        if args.group == "keys":
+            data: Any = run_keys(args, os.environ["API_KEYS_SECRET_NAME"])
+        else:
+            result = load_result(args.result) if args.command == "complete" else None
+            with _service_logs_to_stderr(args.verbose):
+                data = run(args, build_service(), result)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = explain(exc, job_id)
+        if message is None:
+            raise  # a bug: the traceback is the useful output
+        _say(f"{PROG}: error: {message}")
+        return EXIT_ERROR
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+_Explainer = Callable[[Any, str], str]
+#: Expected failures, most specific first: exception type -> one line for the operator.
+_EXPLAIN: tuple[tuple[type[Exception], _Explainer], ...] = (
+    (IllegalTransition, lambda e, _: f"job {e.job_id} is {e.current}; cannot move it to {e.target}"),
+    (JobNotFound, lambda _, job_id: f"job {job_id} not found (or expired)"),
+    (
+        InvalidJobId,
+        lambda _, job_id: f"{job_id!r} is not a job id (expected job_YYYYMMDDTHHMMSS_<16 lowercase hex>)",
+    ),
+    (ApiError, lambda e, _: f"{e.code}: {e.message}" + (f" ({_describe(e.__cause__)})" if e.__cause__ else "")),
+    (TargetError, lambda e, _: str(e)),
+    (ConfigurationError, lambda e, _: f"configuration: {e}"),
+    (ValueError, lambda e, _: str(e)),  # ResultFileError, and fail_job's check of --code
+    (ClientError, lambda e, _: f"AWS: {_describe(e)}"),
+    (BotoCoreError, lambda e, _: f"AWS: {e} (check your AWS credentials and region, e.g. AWS_PROFILE, AWS_REGION)"),
+)
+
+
+def explain(exc: BaseException, job_id: str) -> str | None:
+    """One line saying what went wrong, or None for an unexpected exception."""
+    for kind, describe in _EXPLAIN:
+        if isinstance(exc, kind):
+            return describe(exc, job_id)
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _service_logs_to_stderr(verbose: bool) -> Iterator[None]:
+    """The service logs JSON lines to stdout (CloudWatch's way); here stdout is the job, so send them to
+    stderr, warnings and errors only unless ``--verbose``. Restored afterwards (tests call main in-process)."""
+    root = get_logger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root.handlers = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)

@@ -1,0 +1,75 @@
+"""Who is calling: API keys from Secrets Manager, or the ``sub`` of a JWT API Gateway already verified.
+
+The secret ``location-detection/{env}/api-keys`` holds only SHA-256 hashes of keys:
+
+    {"keys": {"<sha256 hex of the key>": {"client_id": "cli_...", "name": "web frontend", "created_at": "..."}},
+     "cursor_signing_key": "<hex>"}
+
+A presented key is hashed and compared with every stored hash in constant time (``hmac.compare_digest``,
+no early exit), so neither a wrong key nor a near miss answers faster. The secret is read through the
+five-minute cache of ``utils.secrets``: a revoked key stops working within five minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from utils.errors import Unauthorized
+
+KEY_PREFIX = "ldk_"
+MAX_KEY_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str = ""
+    #: ``api_key`` or ``jwt``.
+    method: str = "api_key"
+
+
+def new_api_key() -> str:
+    """A fresh key: ``ldk_`` and 256 random bits (shown once; only its hash is ever stored)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def client_from_api_key(presented: str | None, keys: dict[str, Any]) -> Client:
+    """The client owning ``presented`` among ``keys`` (the secret's ``keys`` map), or ``Unauthorized``."""
+    if not presented:
+        raise Unauthorized("An API key is required in the X-API-Key header")
+    if len(presented) > MAX_KEY_CHARS:
+        raise Unauthorized("The API key is not valid")
+    candidate = hash_key(presented).encode()
+    found: dict[str, Any] | None = None
+    for stored_hash, entry in keys.items():
+        # Every entry is compared, whatever matched before: the time taken does not depend on the key.
+        if hmac.compare_digest(candidate, str(stored_hash).encode()) and isinstance(entry, dict):
+            found = entry
+    if found is None or not isinstance(found.get("client_id"), str) or not found["client_id"]:
+        raise Unauthorized("The API key is not valid")
+    return Client(client_id=found["client_id"], name=str(found.get("name", "")))
+
+
+def client_from_jwt(claims: dict[str, Any]) -> Client | None:
+    """The caller named by a JWT that API Gateway's authorizer verified (``requestContext.authorizer.jwt``)."""
+    subject = claims.get("sub")
+    if isinstance(subject, str) and subject:
+        return Client(client_id=f"jwt:{subject}", name=str(claims.get("name", "")), method="jwt")
+    return None
+
+
+def cursor_signing_key(secret: dict[str, Any], fallback: str) -> bytes:
+    """The key cursors are signed with: the secret's ``cursor_signing_key``, else one derived from
+    ``fallback`` (the environment and secret name), so cursors still verify, per environment."""
+    configured = secret.get("cursor_signing_key")
+    if isinstance(configured, str) and len(configured) >= 32:
+        return configured.encode()
+    return hashlib.sha256(f"location-detection-cursor:{fallback}".encode()).digest()

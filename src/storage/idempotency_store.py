@@ -1,0 +1,109 @@
+"""Idempotency records: typed items in the jobs table, behind conditional writes.
+
+Key ``idem#{sha256(client, Idempotency-Key)}`` (never a job id; no ``owner_id``, so no list or GSI sees
+them). An item is ``in_progress`` with a lock that lapses when the first attempt's Lambda would have
+timed out, then ``done`` with the stored response for 24 hours (``expires_at``, the table's TTL; reads
+treat an item past it as absent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from utils import aws, retry
+
+RECORD_TTL_SECONDS = 24 * 3600
+
+
+def record_key(client_id: str, idempotency_key: str) -> str:
+    digest = hashlib.sha256(f"{client_id}\n{idempotency_key}".encode()).hexdigest()
+    return f"idem#{digest}"
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What a request found instead of starting: a record of the same key."""
+
+    fingerprint: str
+    state: str
+    response: dict[str, Any] | None
+
+
+class IdempotencyStore:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.get_client("dynamodb")
+
+    def begin(self, key: str, fingerprint: str, now: int, lock_until: int) -> Existing | None:
+        """Start a request under ``key``: None if this caller now runs it, else the record in the way."""
+        item = {
+            "job_id": {"S": key},
+            "item_type": {"S": "idempotency"},
+            "fingerprint": {"S": fingerprint},
+            "state": {"S": "in_progress"},
+            "lock_until": {"N": str(lock_until)},
+            "expires_at": {"N": str(now + RECORD_TTL_SECONDS)},
+        }
+        try:
+            retry.call(
+                "dynamodb.put_item",
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    # Free, expired, or held by an attempt whose Lambda is long gone.
+                    ConditionExpression="attribute_not_exists(job_id) OR expires_at < :now "
+                    "OR (#state = :in_progress AND lock_until < :now)",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": "in_progress"}},
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+        else:
+            return None
+        found = retry.call(
+            "dynamodb.get_item",
+            lambda: self.client.get_item(TableName=self.table_name, Key={"job_id": {"S": key}}, ConsistentRead=True),
+        ).get("Item")
+        if not found:  # it expired and was deleted in between: a retry will start cleanly
+            return Existing(fingerprint=fingerprint, state="in_progress", response=None)
+        response = found.get("response", {}).get("S")
+        return Existing(
+            fingerprint=found["fingerprint"]["S"],
+            state=found["state"]["S"],
+            response=json.loads(response) if response else None,
+        )
+
+    def finish(self, key: str, response: dict[str, Any], now: int) -> None:
+        """Keep the response for replays (24 h from now)."""
+        retry.call(
+            "dynamodb.update_item",
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": key}},
+                UpdateExpression="SET #state = :done, #response = :response, expires_at = :expires REMOVE lock_until",
+                ExpressionAttributeNames={"#state": "state", "#response": "response"},
+                ExpressionAttributeValues={
+                    ":done": {"S": "done"},
+                    ":response": {"S": json.dumps(response, separators=(",", ":"))},
+                    ":expires": {"N": str(now + RECORD_TTL_SECONDS)},
+                },
+            ),
+        )
+
+    def abandon(self, key: str) -> None:
+        """Forget the key (the request failed with a 5xx: a retry must run again)."""
+        retry.call(
+            "dynamodb.delete_item",
+            lambda: self.client.delete_item(TableName=self.table_name, Key={"job_id": {"S": key}}),
+        )

@@ -1,0 +1,60 @@
+"""`python -m ops keys ...`: keys made by the operator command work, are stored hashed, and can be revoked."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from local_api.cfn_template import Stack
+from tests import samples
+from tests.conftest import create_body, invoke
+from tests.integration.test_ops_cli import cli
+from utils import secrets
+
+
+def stored_secret() -> str:
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    return str(client.get_secret_value(SecretId="location-detection/dev/api-keys")["SecretString"])
+
+
+def test_create_list_and_revoke_a_key(aws: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    code, created, err = cli(capsys, "keys", "create", "--name", "web frontend")
+    assert code == 0, err
+    key = created["api_key"]
+    assert key.startswith("ldk_")
+    assert "shown once" in err
+    assert key not in stored_secret(), "only the hash is stored"
+
+    secrets.get_store().invalidate()
+    made = invoke("POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"ops-key")), api_key=key)
+    assert made.status == 201
+
+    code, listed, _ = cli(capsys, "keys", "list")
+    assert code == 0
+    assert {"client_id": created["client_id"], "name": "web frontend"}.items() <= next(
+        entry for entry in listed if entry["client_id"] == created["client_id"]
+    ).items()
+    assert all(key not in json.dumps(entry) for entry in listed)
+
+    code, revoked, _ = cli(capsys, "keys", "revoke", "--client-id", created["client_id"])
+    assert (code, revoked) == (0, {"revoked": 1})
+    secrets.get_store().invalidate()  # the five-minute cache, elapsed
+    refused = invoke("GET", f"/api/v1/jobs/{made.data['job_id']}", api_key=key)
+    assert refused.status == 401
+
+
+def test_a_second_key_for_the_same_client_sees_its_jobs(aws: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    _, first, _ = cli(capsys, "keys", "create", "--name", "rotation")
+    _, second, _ = cli(capsys, "keys", "create", "--name", "rotation", "--client-id", first["client_id"])
+    secrets.get_store().invalidate()
+    job = invoke("POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"rot")), api_key=first["api_key"])
+    seen = invoke("GET", f"/api/v1/jobs/{job.data['job_id']}", api_key=second["api_key"])
+    assert seen.status == 200
+
+
+def test_revoke_needs_a_target(aws: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "keys", "revoke")
+    assert code == 1
+    assert "--client-id" in err
