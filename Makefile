@@ -17,7 +17,7 @@ export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
-.PHONY: help install run test lint format typecheck pytest unit integration e2e cfn-lint sam-build bench clean lock
+.PHONY: help install run test lint format typecheck pytest unit integration e2e cfn-lint sam-build bench fuzz clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ sam-build: $(STAMP) ## sam build into a temporary folder (proves the package bui
 	  | grep -E 'Build Succeeded|Error' ; \
 	test -f "$$tmp/build/ApiFunction/api/rest_api.py"; \
 	! test -e "$$tmp/build/ApiFunction/local_api"
+
+fuzz: $(STAMP) ## schemathesis with many more examples than make test (fixed seed)
+	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-300} $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -p no:xdist
 
 bench: $(STAMP) ## benchmarks (ratios against baselines measured in the same run)
 	$(BIN)/python bench/finalise_memory.py

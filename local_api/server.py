@@ -204,7 +204,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(*to_http(result))
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch  # noqa: N815
+    def __getattr__(self, name: str) -> Any:
+        """``do_GET``, ``do_QUERY``, ...: every method goes to the Lambda, whose router answers 405."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes | None:
         """The body, or None when it is over the limit (the connection is then closed)."""

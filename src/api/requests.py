@@ -157,8 +157,8 @@ class UploadRequest:
 def parse_upload_request(request: Request) -> UploadRequest:
     _require_json(request, "POST /api/v1/uploads")
     body = _object(request.json_body(), "body", {"filename", "format", "size"}, required={"format", "size"})
-    size = body["size"]
-    if not isinstance(size, int) or isinstance(size, bool):
+    size = _integer(body["size"])
+    if size is None:
         raise InvalidRequest("size must be an integer number of bytes", details={"field": "size"})
     return UploadRequest(
         filename=_string(body, "filename", MAX_FILENAME_CHARS),
@@ -171,8 +171,8 @@ def parse_upload_request(request: Request) -> UploadRequest:
 def parse_feedback(request: Request) -> Feedback:
     _require_json(request, "POST /api/v1/jobs/{job_id}/feedback")
     body = _object(request.json_body(), "body", {"rating", "comment", "corrections"}, required={"rating"})
-    rating = body["rating"]
-    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+    rating = _integer(body["rating"])
+    if rating is None or not 1 <= rating <= 5:
         raise InvalidRequest("rating must be an integer from 1 to 5", details={"field": "rating"})
     comment = _string(body, "comment", MAX_COMMENT_CHARS) or ""
     corrections = body.get("corrections")
@@ -184,6 +184,11 @@ def parse_feedback(request: Request) -> Feedback:
 
 # ------------------------------------------------------------------------------------ GET /api/v1/jobs
 LIST_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+_SMALL_INT = re.compile(r"[0-9]{1,3}")
+#: RFC 3339 date-times, or plain dates (midnight UTC); nothing else that ISO 8601 parsers would take.
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 
 
 def parse_list_query(request: Request, default_limit: int) -> ListQuery:
@@ -192,7 +197,7 @@ def parse_list_query(request: Request, default_limit: int) -> ListQuery:
     limit = default_limit
     if "limit" in query:
         raw = query["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        if not _SMALL_INT.fullmatch(raw) or not 1 <= int(raw) <= 100:
             raise InvalidRequest("limit must be an integer from 1 to 100", details={"field": "limit"})
         limit = int(raw)
     status = query.get("status")
@@ -215,6 +220,8 @@ def _timestamp(query: dict[str, str], name: str) -> datetime | None:
     if raw is None:
         return None
     try:
+        if not _DATE_TIME.fullmatch(raw):
+            raise ValueError(raw)
         moment = isoparse(raw)
     except (ValueError, OverflowError):
         raise InvalidRequest(f"{name} must be an ISO 8601 date-time", details={"field": name}) from None
@@ -229,6 +236,17 @@ _LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _integer(value: Any) -> int | None:
+    """A JSON integer: ``4`` or ``4.0`` (JSON has one number type); not ``true``, ``4.5`` or ``"4"``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _require_json(request: Request, route: str) -> None:
     media_type = request.media_type
     if media_type and not is_json(media_type):

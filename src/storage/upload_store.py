@@ -136,7 +136,14 @@ class UploadStore:
         return response["Body"]
 
     def copy(self, upload: UploadedObject, target_key: str, content_type: str, sha256_hex: str) -> None:
-        """Server-side copy of the checked object (same ETag) to ``target_key``, with our metadata."""
+        """Server-side copy of the checked object (same ETag) to ``target_key``, with our metadata.
+
+        ``ObjectChanged`` if the source changed or the target exists. The target is looked at first as well
+        as guarded by ``If-None-Match``: emulators ignore that header on copies, and another job's
+        blueprint must never be overwritten (and then deleted by our roll-back).
+        """
+        if self._exists(target_key):
+            raise ObjectChanged(target_key)
         try:
             retry.call(
                 "s3.copy_object",
@@ -145,6 +152,7 @@ class UploadStore:
                     Key=target_key,
                     CopySource={"Bucket": self.bucket, "Key": upload.key},
                     CopySourceIfMatch=upload.etag,
+                    IfNoneMatch="*",  # never over another job's blueprint
                     MetadataDirective="REPLACE",
                     ContentType=content_type,
                     Metadata={"sha256": sha256_hex},
@@ -152,8 +160,18 @@ class UploadStore:
             )
         except ClientError as exc:
             if _error_code(exc) in ("PreconditionFailed", "NoSuchKey", "412"):
+                # Either precondition: the source changed, or the target exists. Both mean "retry".
                 raise ObjectChanged(upload.key) from exc
             raise
+
+    def _exists(self, key: str) -> bool:
+        try:
+            retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     def delete(self, key: str) -> None:
         retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))

@@ -362,25 +362,25 @@ def test_from_record_converts_nested_decimals() -> None:
 
 def test_unknown_attributes_are_kept_in_extra_and_written_back() -> None:
     record = make_job().to_record()
-    record["owner_id"] = "client-1"
+    record["model_hint"] = "client-1"
     record["idempotency_key"] = "abc"
     record["attempts"] = Decimal(4)
     back = Job.from_record(record)
-    assert back.extra == {"owner_id": "client-1", "idempotency_key": "abc", "attempts": 4}
+    assert back.extra == {"model_hint": "client-1", "idempotency_key": "abc", "attempts": 4}
     written = back.to_record()
-    assert written["owner_id"] == "client-1"
+    assert written["model_hint"] == "client-1"
     assert written["idempotency_key"] == "abc"
     assert written["attempts"] == 4
     assert set(written) == set(record)
 
 
 def test_extra_survives_a_status_change() -> None:
-    job = make_job(extra={"owner_id": "client-1"})
+    job = make_job(extra={"model_hint": "client-1"})
     moved = job.with_status(JobStatus.PROCESSING, "2026-11-21T23:16:00Z")
     assert moved.status is JobStatus.PROCESSING
     assert moved.updated_at == "2026-11-21T23:16:00Z"
     assert moved.version == job.version + 1
-    assert moved.extra == {"owner_id": "client-1"}
+    assert moved.extra == {"model_hint": "client-1"}
     assert job.status is JobStatus.PENDING  # frozen: the original is unchanged
 
 
