@@ -173,6 +173,8 @@ def transport_error(message: str) -> tuple[int, list[tuple[str, str]], bytes]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LocationDetectionLocal/1"
+    #: Socket timeout: a client that stops sending mid-request (or idles on keep-alive) frees its thread.
+    timeout = 30
     invoke: Callable[[dict[str, Any]], Any]
     quiet = False
 

@@ -100,11 +100,13 @@ class LocalServer:
     url: str
     process: subprocess.Popen[str]
     state_file: str
+    log_file: str
 
 
 def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> LocalServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     state = Path(tempfile.gettempdir()) / f"local-api-test-{port}.json"
+    log = Path(tempfile.gettempdir()) / f"local-api-test-{port}.log"
     env.update(
         {
             "PORT": str(port),
@@ -118,7 +120,8 @@ def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> Lo
         [sys.executable, "-m", "local_api", "--quiet"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while tests run, and a full one would block the server.
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -126,13 +129,13 @@ def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> Lo
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"local API exited early:\n{process.stdout.read() if process.stdout else ''}")
+            raise RuntimeError(f"local API exited early:\n{log.read_text()}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/health")
             if conn.getresponse().status == 200:
                 conn.close()
-                return LocalServer(url, process, str(state))
+                return LocalServer(url, process, str(state), str(log))
         except OSError:
             time.sleep(0.2)
     process.kill()
@@ -143,11 +146,11 @@ def stop_local_server(server: LocalServer) -> tuple[int, str]:
     """Ctrl-C, as a developer would; returns the exit code and everything it printed."""
     server.process.send_signal(signal.SIGINT)
     try:
-        output, _ = server.process.communicate(timeout=20)
+        server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.process.kill()
-        output, _ = server.process.communicate()
-    return server.process.returncode, output
+        server.process.wait()
+    return server.process.returncode, Path(server.log_file).read_text()
 
 
 @pytest.fixture(scope="session")
