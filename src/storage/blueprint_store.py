@@ -9,11 +9,11 @@ Encryption (SSE-S3) is the bucket's default, set in the template.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from botocore.exceptions import ClientError
 
-from utils import aws, retry
+from storage.base import BucketBound, error_code
+from utils import retry
 from utils.logging import get_logger
 
 logger = get_logger("blueprint_store")
@@ -27,19 +27,7 @@ class BlueprintKeyTaken(Exception):
     """An object already exists under the key (a new job id must be drawn)."""
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-class BlueprintStore:
-    def __init__(self, bucket: str, client: Any | None = None) -> None:
-        self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.get_client("s3")
-
+class BlueprintStore(BucketBound):
     def put_new(self, key: str, body: bytes, content_type: str, sha256_digest: bytes) -> None:
         """Store ``body`` under ``key`` unless something is there already (``BlueprintKeyTaken``)."""
         checksum = base64.b64encode(sha256_digest).decode()
@@ -58,7 +46,7 @@ class BlueprintStore:
                 ),
             )
         except ClientError as exc:
-            if _error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise
             # A retried put whose first attempt landed finds its own bytes: that is success.
             if self._stored_sha256(key) == sha256_hex:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from utils import aws, retry
+from storage.base import BucketBound
+from utils import retry
 
 
 def result_key(job_id: str) -> str:
@@ -20,15 +21,7 @@ def feedback_key(job_id: str, feedback_id: str) -> str:
     return f"feedback/{job_id}/{feedback_id}.json"
 
 
-class CacheStore:
-    def __init__(self, bucket: str, client: Any | None = None) -> None:
-        self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.get_client("s3")
-
+class CacheStore(BucketBound):
     def put_json(self, key: str, document: Any) -> None:
         body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         retry.call(

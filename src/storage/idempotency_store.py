@@ -15,7 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from utils import aws, retry
+from storage.base import TableBound, is_conditional_failure
+from utils import retry
 
 RECORD_TTL_SECONDS = 24 * 3600
 
@@ -34,15 +35,7 @@ class Existing:
     response: dict[str, Any] | None
 
 
-class IdempotencyStore:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.get_client("dynamodb")
-
+class IdempotencyStore(TableBound):
     def begin(self, key: str, fingerprint: str, now: int, lock_until: int) -> Existing | None:
         """Start a request under ``key``: None if this caller now runs it, else the record in the way."""
         item = {
@@ -67,7 +60,7 @@ class IdempotencyStore:
                 ),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_conditional_failure(exc):
                 raise
         else:
             return None

@@ -13,7 +13,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from models.job import Job, JobStatus
-from utils import aws, retry
+from storage.base import TableBound, is_conditional_failure
+from utils import retry
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -51,19 +52,7 @@ def _deserialise(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
-def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-class JobsTable:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.get_client("dynamodb")
-
+class JobsTable(TableBound):
     def put_new(self, job: Job) -> None:
         """Write a new job; ``JobIdTaken`` if a record with its id exists (and is not this very job)."""
         item = _serialise(job.to_record())
@@ -77,7 +66,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
             # A retried put whose first attempt landed finds its own record: that is success.
             existing = self.get(job.job_id)
@@ -116,7 +105,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
             old: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure
             raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
@@ -154,7 +143,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
             old: Any = exc.response.get("Item")
             raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
@@ -174,7 +163,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
 
     # Upload claims: typed items in the jobs table (key ``claim#{upload_id}``, never a job id, no owner, so
@@ -197,7 +186,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
             # A retried put whose first attempt landed finds its own claim.
             existing = self.client.get_item(
@@ -219,7 +208,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
 
     def count_feedback(self, job_id: str, feedback_id: str, status: JobStatus) -> Job:
@@ -249,7 +238,7 @@ class JobsTable:
                 ),
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
             current = self.get(job_id)
             if current is not None and feedback_id in current.extra.get("feedback_ids", set()):

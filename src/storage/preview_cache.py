@@ -12,22 +12,15 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from utils import aws, retry
+from storage.base import TableBound
+from utils import retry
 
 PREVIEW_TTL_SECONDS = 3600
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-class PreviewCache:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.get_client("dynamodb")
-
+class PreviewCache(TableBound):
     def get(self, blueprint_hash: str, now_epoch: float) -> dict[str, Any] | None:
         response = retry.call(
             "dynamodb.get_item",

@@ -16,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from utils import aws, retry
+from storage.base import BucketBound, error_code
+from utils import retry
 
 UPLOADS_PREFIX = "uploads/"
 READ_CHUNK_BYTES = 1024 * 1024
@@ -43,19 +44,7 @@ class ObjectChanged(Exception):
     """The object no longer matches the ETag it was checked with (it was replaced or removed)."""
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-class UploadStore:
-    def __init__(self, bucket: str, client: Any | None = None) -> None:
-        self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.get_client("s3")
-
+class UploadStore(BucketBound):
     def presign_post(
         self, key: str, content_type: str, max_bytes: int, expires_in: int, metadata: dict[str, str]
     ) -> dict[str, Any]:
@@ -82,7 +71,7 @@ class UploadStore:
         try:
             head = retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
         return UploadedObject(
@@ -130,7 +119,7 @@ class UploadStore:
                 lambda: self.client.get_object(Bucket=self.bucket, Key=upload.key, IfMatch=upload.etag, **extra),
             )
         except ClientError as exc:
-            if _error_code(exc) in ("PreconditionFailed", "NoSuchKey", "404", "412"):
+            if error_code(exc) in ("PreconditionFailed", "NoSuchKey", "404", "412"):
                 raise ObjectChanged(upload.key) from exc
             raise
         return response["Body"]
@@ -159,7 +148,7 @@ class UploadStore:
                 ),
             )
         except ClientError as exc:
-            if _error_code(exc) in ("PreconditionFailed", "NoSuchKey", "412"):
+            if error_code(exc) in ("PreconditionFailed", "NoSuchKey", "412"):
                 # Either precondition: the source changed, or the target exists. Both mean "retry".
                 raise ObjectChanged(upload.key) from exc
             raise
@@ -168,7 +157,7 @@ class UploadStore:
         try:
             retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
         return True
