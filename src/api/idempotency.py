@@ -72,9 +72,10 @@ def run_idempotently(
         )
     key = record_key(client_id, key_header)
     lock_until = math.ceil(now + (seconds_left if seconds_left is not None else 30.0))
-    existing = store.begin(key, fingerprint(request), int(now), lock_until)
+    request_fingerprint = fingerprint(request)
+    existing = store.begin(key, request_fingerprint, int(now), lock_until)
     if existing is not None:
-        if existing.fingerprint != fingerprint(request):
+        if existing.fingerprint != request_fingerprint:
             raise IdempotencyKeyReused(details={"field": "Idempotency-Key"})
         if existing.state != "done" or existing.response is None:
             raise IdempotencyInProgress(headers={"Retry-After": "1"})

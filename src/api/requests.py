@@ -18,7 +18,7 @@ from dateutil.parser import isoparse
 
 from api.http import Request
 from api.multipart import parse_form_data
-from services.blueprints import CONTENT_TYPES
+from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE
 from services.feedback_service import Feedback
 from services.job_listing import ListQuery
 from services.job_service import BlueprintFile
@@ -27,10 +27,9 @@ from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
 JSON_MEDIA_TYPES = ("application/json",)
 MULTIPART = "multipart/form-data"
 #: Raw bodies: the file itself, its Content-Type declaring the format.
-RAW_MEDIA_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "application/pdf": "pdf"}
+RAW_MEDIA_TYPES = FORMATS_BY_CONTENT_TYPE
 CREATE_MEDIA_TYPES = ["application/json", MULTIPART, *CONTENT_TYPES.values()]
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.ASCII | re.IGNORECASE)
-_MIME_FORMATS = {mime: fmt for fmt, mime in CONTENT_TYPES.items()} | {"image/jpg": "jpg", "image/pjpeg": "jpg"}
 #: Part content types that declare nothing about the file (curl's default for unknown extensions).
 _UNDECLARED_PART_TYPES = ("", "application/octet-stream")
 _WHITESPACE = re.compile(rb"\s+")
@@ -109,7 +108,7 @@ def _format_of_part_type(content_type: str | None) -> str | None:
     media = (content_type or "").lower()
     if media in _UNDECLARED_PART_TYPES or not media.startswith(("image/", "application/pdf")):
         return None
-    return _MIME_FORMATS.get(media, media.rsplit("/", 1)[-1])
+    return FORMATS_BY_CONTENT_TYPE.get(media, media.rsplit("/", 1)[-1])
 
 
 def _create_from_raw(request: Request, media_type: str, max_bytes: int) -> BlueprintFile:
@@ -128,7 +127,7 @@ def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
     match = _DATA_URL.match(value)
     if match:
         mime = (match.group("mime") or "").lower()
-        declared = _MIME_FORMATS.get(mime, mime.rsplit("/", 1)[-1] or None)
+        declared = FORMATS_BY_CONTENT_TYPE.get(mime, mime.rsplit("/", 1)[-1] or None)
         value = value[match.end() :]
     elif value[:5].lower() == "data:":
         raise InvalidRequest("blueprint.file data URLs must be base64-encoded", details={"field": "blueprint.file"})
@@ -176,7 +175,7 @@ def parse_feedback(request: Request) -> Feedback:
         raise InvalidRequest("rating must be an integer from 1 to 5", details={"field": "rating"})
     comment = _string(body, "comment", MAX_COMMENT_CHARS) or ""
     corrections = body.get("corrections")
-    # Measured as stored: compact UTF-8 JSON (not ASCII with \uXXXX escapes, which would inflate it).
+    # Measured as stored: compact UTF-8 JSON (ASCII escapes of non-ASCII characters would inflate it).
     if len(json.dumps(corrections, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_CORRECTIONS_BYTES:
         raise InvalidRequest("corrections must be at most 64 KB of JSON", details={"field": "corrections"})
     return Feedback(rating=rating, comment=comment, corrections=corrections)

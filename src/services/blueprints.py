@@ -9,6 +9,11 @@ import unicodedata
 FORMAT_EXTENSIONS = {"png": "png", "jpg": "jpg", "pdf": "pdf"}
 FORMAT_ALIASES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "pdf": "pdf"}
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "pdf": "application/pdf"}
+#: Content types that name one of our formats (with the non-standard JPEG spellings clients send).
+FORMATS_BY_CONTENT_TYPE = {mime: fmt for fmt, mime in CONTENT_TYPES.items()} | {
+    "image/jpg": "jpg",
+    "image/pjpeg": "jpg",
+}
 #: Extensions a filename may already carry for each format.
 _EXTENSIONS_OF = {"png": (".png",), "jpg": (".jpg", ".jpeg"), "pdf": (".pdf",)}
 

@@ -16,7 +16,7 @@ import secrets
 from typing import Any
 
 from models.job import is_valid_upload_id
-from services.blueprints import CONTENT_TYPES, SNIFF_BYTES, normalise_format, sanitise_filename
+from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE, SNIFF_BYTES, normalise_format, sanitise_filename
 from services.job_service import JobService, JobView, RequestInfo
 from storage.upload_store import ObjectChanged, UploadedObject, upload_prefix
 from utils.clock import compact_utc, iso_utc
@@ -29,7 +29,6 @@ logger = get_logger("upload_service")
 CLAIM_TTL_SECONDS = 2 * 24 * 3600
 #: What makes an upload unusable for good (it is deleted); anything else leaves it for a retry.
 _BAD_FILE = (FileTooLarge, InvalidFileFormat, InvalidRequest)
-_FORMATS_BY_CONTENT_TYPE = {content_type: fmt for fmt, content_type in CONTENT_TYPES.items()}
 
 
 class UploadService:
@@ -127,4 +126,4 @@ def _declared_format(upload: UploadedObject) -> str | None:
     by_extension = normalise_format(extension)
     if by_extension is not None:
         return by_extension
-    return _FORMATS_BY_CONTENT_TYPE.get((upload.content_type or "").split(";")[0].strip().lower())
+    return FORMATS_BY_CONTENT_TYPE.get((upload.content_type or "").split(";")[0].strip().lower())

@@ -52,6 +52,15 @@ def _deserialise(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
+def _stale_or_original(exc: ClientError) -> Exception:
+    """A lost conditional status write as ``StaleJob`` (with the item the winner left, from
+    ``ReturnValuesOnConditionCheckFailure``); any other error unchanged."""
+    if not is_conditional_failure(exc):
+        return exc
+    old: Any = exc.response.get("Item")
+    return StaleJob(Job.from_record(_deserialise(old)) if old else None)
+
+
 class JobsTable(TableBound):
     def put_new(self, job: Job) -> None:
         """Write a new job; ``JobIdTaken`` if a record with its id exists (and is not this very job)."""
@@ -105,10 +114,7 @@ class JobsTable(TableBound):
                 ),
             )
         except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            old: Any = exc.response.get("Item")  # ReturnValuesOnConditionCheckFailure
-            raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
+            raise _stale_or_original(exc) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
 
     def lock_completion(self, job: Job, attempt_id: str, now: int, until: int) -> Job:
@@ -143,10 +149,7 @@ class JobsTable(TableBound):
                 ),
             )
         except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            old: Any = exc.response.get("Item")
-            raise StaleJob(Job.from_record(_deserialise(old)) if old else None) from exc
+            raise _stale_or_original(exc) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
 
     def unlock_completion(self, job_id: str, attempt_id: str) -> None:
