@@ -2,8 +2,8 @@
 
 The template is the one source of truth for table key schemas, TTLs, bucket names, parameters and the
 function's environment. This is a deliberately small resolver: ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``
-(to a placeholder ARN), ``Fn::If``/``Fn::Equals``/``Fn::Not``/``Fn::And``/``Fn::Or``, ``Fn::Join`` and the
-pseudo parameters, which is all the template uses.
+(to a placeholder ARN), ``Fn::If``/``Fn::Equals``/``Fn::Not``/``Fn::And``/``Fn::Or``, ``Fn::Join``,
+``Fn::Split``, ``Fn::FindInMap`` and the pseudo parameters, which is all the template uses.
 """
 
 from __future__ import annotations
@@ -175,6 +175,13 @@ class Stack:
     def _fn_Split(self, arg: list[Any]) -> list[str]:  # noqa: N802
         separator, text = arg
         return str(self.resolve(text)).split(str(separator))
+
+    def _fn_FindInMap(self, arg: list[Any]) -> Any:  # noqa: N802
+        mapping, top, second = (str(self.resolve(v)) for v in arg)
+        try:
+            return self.template["Mappings"][mapping][top][second]
+        except KeyError:
+            raise KeyError(f"unresolvable Fn::FindInMap: {mapping}/{top}/{second}") from None
 
     def _fn_Join(self, arg: list[Any]) -> str:  # noqa: N802
         separator, items = arg

@@ -33,4 +33,16 @@ def install() -> None:
                 return __original(self, *args, **kwargs)
 
         setattr(DynamoDBBackend, name, locked)
+    # moto's request handler deep-copies items it has read outside the backend methods: a concurrent write
+    # to the same item then fails it ("dictionary changed size during iteration"). Hold the lock there too.
+    from moto.dynamodb.responses import DynamoHandler
+
+    original_call = DynamoHandler.call_action
+
+    @functools.wraps(original_call)
+    def locked_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            return original_call(self, *args, **kwargs)
+
+    DynamoHandler.call_action = locked_call  # type: ignore[method-assign]
     _installed = True

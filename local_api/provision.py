@@ -88,6 +88,9 @@ def create_bucket(s3: Any, props: dict[str, Any], region: str) -> None:
         if not _exists_error(exc):
             raise
         return
+    if "VersioningConfiguration" in props:
+        status = props["VersioningConfiguration"]["Status"]
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
     if "BucketEncryption" in props:
         rules = [
             {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}

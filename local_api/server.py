@@ -336,7 +336,10 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     if not os.environ.get("AWS_ENDPOINT_URL"):
         moto_server, endpoint = start_emulated_aws()
         os.environ["AWS_ENDPOINT_URL"] = endpoint
-    stack = Stack(load_template(), {"Environment": environment}, region=os.environ["AWS_DEFAULT_REGION"])
+    parameters = {"Environment": environment}
+    if os.environ.get("CORS_ALLOWED_ORIGINS"):  # the template's CorsAllowedOrigins ("*" when unset)
+        parameters["CorsAllowedOrigins"] = os.environ["CORS_ALLOWED_ORIGINS"]
+    stack = Stack(load_template(), parameters, region=os.environ["AWS_DEFAULT_REGION"])
     provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     keys = dev_api_keys()
     provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])

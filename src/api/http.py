@@ -124,13 +124,44 @@ class Request:
         except UnicodeDecodeError:
             raise InvalidRequest("The request body is not valid UTF-8") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            value = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             raise InvalidRequest("The request body is not valid JSON") from None
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+            raise InvalidRequest(
+                "The request body is not valid JSON text: it escapes an unpaired surrogate (\\uD800-\\uDFFF)"
+            )
+        return value
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+#: A ``\uD800``-``\uDFFF`` escape (a cheap pre-check: most bodies have none, and a pair is fine).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string (key or value) of a parsed document holds an unpaired surrogate.
+
+    ``json.loads`` turns an escaped pair into its character but keeps a lone ``\\ud800`` as a lone
+    surrogate, which no UTF-8 encoder takes: storing or logging it later would fail. I-JSON (RFC 7493,
+    section 2.1) forbids them. Iterative, because documents may be deep.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def cors_headers(origin: str | None, allowed_origins: tuple[str, ...]) -> dict[str, str]:

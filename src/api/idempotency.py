@@ -19,7 +19,7 @@ from typing import Any
 from api.http import Request
 from api.multipart import parse_form_data
 from storage.idempotency_store import IdempotencyStore, record_key
-from utils.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidRequest
+from utils.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidRequest, ServiceUnavailable
 from utils.logging import get_logger
 
 logger = get_logger("idempotency")
@@ -82,10 +82,15 @@ def run_idempotently(
         logger.info("idempotent replay", extra={"replayed_request_id": existing.response.get("request_id")})
         return _replay(existing.response)
     response = handle()
-    if response["statusCode"] >= 500:
-        store.abandon(key)
-    else:
-        store.finish(key, _keep(response), int(now))
+    try:
+        if response["statusCode"] >= 500:
+            store.abandon(key)
+        else:
+            store.finish(key, _keep(response), int(now))
+    except ServiceUnavailable:
+        # The work is done (a job may exist now): answering 503 would make the client retry and, once the
+        # lock lapses, create a second job. The client gets its answer; the key simply won't replay it.
+        logger.error("idempotency record not kept", extra={"status": response["statusCode"]})
     return response
 
 

@@ -4,6 +4,11 @@ This module is the authority on routes: API Gateway sends everything here (a cat
 unknown paths (404 ``NOT_FOUND``) and wrong methods (405 ``METHOD_NOT_ALLOWED`` with ``Allow``) are
 answered here in the envelope. Handlers are thin: parse, call the service, wrap the result. Every
 exception becomes a response in exactly one place, ``_error_response``.
+
+Every request writes one summary line ("request completed": route template, method, status, latency,
+ids, job and client when known, cold start, error code) and its metrics (``utils.metrics``: Latency by
+route, Errors by code, ColdStart; the services add the job counters), buffered for the request and
+written as a few EMF lines at its end.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +35,10 @@ from services.upload_service import UploadService
 from storage import Stores
 from utils import config as runtime_config
 from utils import logging as log
-from utils import retry, secrets
+from utils import metrics, retry, secrets
 from utils.clock import wall_time
 from utils.errors import ApiError, InternalError, MethodNotAllowed, RouteNotFound, Unauthorized
+from utils.metrics import Unit
 from utils.settings import Settings, get_settings
 
 logger = log.get_logger("api")
@@ -50,6 +57,9 @@ class Dependencies:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Dependencies:
+        metrics.configure(
+            namespace=settings.metrics_namespace, service=settings.metrics_service, environment=settings.environment
+        )
         stores = Stores.from_names(
             settings.jobs_table, settings.preview_cache_table, settings.blueprints_bucket, settings.cache_bucket
         )
@@ -82,6 +92,8 @@ class Dependencies:
 
 _dependencies: Dependencies | None = None
 _dependencies_lock = threading.Lock()
+#: True until the container's first invocation takes it (the ColdStart metric, ``cold_start`` in the log).
+_cold_start = True
 
 
 def get_dependencies() -> Dependencies:
@@ -96,12 +108,23 @@ def get_dependencies() -> Dependencies:
 
 
 def reset_dependencies() -> None:
-    """Forget the container's state (tests and the local server use this after changing settings)."""
-    global _dependencies
+    """Forget the container's state (tests and the local server use this after changing settings); the
+    next invocation is a cold start again."""
+    global _dependencies, _cold_start
     with _dependencies_lock:
         _dependencies = None
+        _cold_start = True
     get_settings.cache_clear()
     runtime_config.reset()
+    metrics.reset()
+
+
+def _take_cold_start() -> bool:
+    """True for the container's first invocation only (once, even when two requests race for it)."""
+    global _cold_start
+    with _dependencies_lock:
+        cold, _cold_start = _cold_start, False
+    return cold
 
 
 # ------------------------------------------------------------------------------------------ routes
@@ -221,11 +244,38 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------- entry
+JOBS_PATH = "/api/v1/jobs/"
+#: The contract error code the current request answers with (its summary line, the Errors metric).
+_error_code: ContextVar[str | None] = ContextVar("error_code", default=None)
+
+
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     started = time.perf_counter()
+    cold_start = _take_cold_start()
     request_id = http.new_request_id(wall_time())
     log.clear()
     log.bind(request_id=request_id, correlation_id=request_id)
+    token = _error_code.set(None)
+    try:
+        with metrics.scope():  # the request's metrics, written as EMF lines when it ends
+            if cold_start:
+                metrics.add("ColdStart", 1)
+            request, route_name, response = _respond(event, context, request_id)
+            latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            _log_summary(request, route_name, response, latency_ms, cold_start)
+            metrics.add("Latency", latency_ms, Unit.MILLISECONDS, Route=route_name)
+            error_code = _error_code.get()
+            if error_code:
+                metrics.add("Errors", 1, Code=error_code)
+    finally:
+        _error_code.reset(token)
+        log.clear()
+    return response
+
+
+def _respond(event: Any, context: Any, request_id: str) -> tuple[Request | None, str, dict[str, Any]]:
+    """The response to ``event``, with the request (None if the event was unusable) and the route's
+    template (never the raw path: it names a metric dimension and a log field of bounded cardinality)."""
     request: Request | None = None
     route_name = "unmatched"
     try:
@@ -252,17 +302,30 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     for name, value in http.envelope_headers(request_id, request.correlation_id if request else request_id).items():
         response["headers"].setdefault(name, value)  # a replay keeps the first response's X-Request-ID
     response["headers"].update(_cors(request))
+    return request, route_name, response
+
+
+def _log_summary(
+    request: Request | None, route_name: str, response: dict[str, Any], latency_ms: float, cold_start: bool
+) -> None:
+    """The request's one summary line. Never the path, query, headers or body: ids and outcomes only."""
+    headers = response["headers"]
+    location = headers.get("Location", "")
+    if log.bound("job_id") is None and location.startswith(JOBS_PATH):
+        log.bind(job_id=location[len(JOBS_PATH) :][:64])  # a replayed creation names its job here
     logger.info(
         "request completed",
         extra={
             "method": request.method if request else None,
             "route": route_name,
             "status": response["statusCode"],
-            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "latency_ms": latency_ms,
+            "cold_start": cold_start,
+            "client_id": log.bound("client_id"),
+            "error_code": _error_code.get(),
+            "idempotent_replayed": headers.get("Idempotent-Replayed") == "true",
         },
     )
-    log.clear()
-    return response
 
 
 def _run(route: Route, request: Request, deps: Dependencies) -> dict[str, Any]:
@@ -292,12 +355,15 @@ def _run(route: Route, request: Request, deps: Dependencies) -> dict[str, Any]:
 
 
 def _error_response(exc: Exception, request_id: str, correlation_id: str) -> dict[str, Any]:
-    if isinstance(exc, ApiError):
-        if exc.http_status >= 500:
-            logger.error("request failed", extra={"code": exc.code}, exc_info=exc.__cause__ or exc)
-        return http.failure(exc, request_id, correlation_id)
-    logger.exception("unhandled error")
-    return http.failure(InternalError(), request_id, correlation_id)
+    """The error response for ``exc``; its code is kept for the summary line and the Errors metric (the
+    last one wins: a stored 4xx that could not be kept becomes the 503 the client gets)."""
+    error = exc if isinstance(exc, ApiError) else InternalError()
+    if not isinstance(exc, ApiError):
+        logger.exception("unhandled error")
+    elif exc.http_status >= 500:
+        logger.error("request failed", extra={"code": exc.code}, exc_info=exc.__cause__ or exc)
+    _error_code.set(error.code)
+    return http.failure(error, request_id, correlation_id)
 
 
 def _seconds_left(context: Any) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,8 @@ def new_api_key() -> str:
 
 
 def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    # surrogatepass: a header can carry a lone surrogate (never in a real key); it must hash, not raise.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def client_from_api_key(presented: str | None, keys: dict[str, Any]) -> Client:
@@ -59,11 +61,22 @@ def client_from_api_key(presented: str | None, keys: dict[str, Any]) -> Client:
 
 
 def client_from_jwt(claims: dict[str, Any]) -> Client | None:
-    """The caller named by a JWT that API Gateway's authorizer verified (``requestContext.authorizer.jwt``)."""
+    """The caller named by a JWT that API Gateway's authorizer verified (``requestContext.authorizer.jwt``).
+
+    The subject becomes the client id, which keys the client's jobs (the owner index), uploads and
+    Idempotency-Key records, so it must be a usable key: OpenID Connect Core 1.0 (section 2) caps ``sub``
+    at 255 ASCII characters. Anything else (a 3 KB subject would exceed DynamoDB's 2048-byte index key, a
+    lone surrogate cannot be encoded at all) is refused with 401, not stored.
+    """
     subject = claims.get("sub")
     if isinstance(subject, str) and subject:
+        if not _SUBJECT.fullmatch(subject):
+            raise Unauthorized("The token's subject (sub) must be 1 to 255 printable ASCII characters")
         return Client(client_id=f"jwt:{subject}", name=str(claims.get("name", "")), method="jwt")
     return None
+
+
+_SUBJECT = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def cursor_signing_key(secret: dict[str, Any], fallback: str) -> bytes:

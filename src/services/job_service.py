@@ -8,6 +8,10 @@ Knows nothing of HTTP or event shapes; talks to storage only through ``JobsTable
 
 Every transition is a conditional write on the status and version the service read; when it loses a
 race the service re-reads and decides again (bounded), so callers see the winner's outcome.
+
+Metrics (``utils.metrics``) count what happened, once: JobsCreated (by Format) and UploadBytes when a job
+is recorded, JobsCancelled / JobsCompleted / JobsFailed when this call's conditional write won the
+transition (not on a conflict, an illegal move, or a cancel of an already cancelled job).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from storage.blueprint_store import BlueprintKeyTaken, blueprint_key
 from storage.cache_store import result_key
 from storage.jobs_table import JobIdTaken, StaleJob
 from storage.preview_cache import PREVIEW_TTL_SECONDS
+from utils import metrics
 from utils.clock import WallClock, compact_utc, iso_utc, wall_time
 from utils.config import RuntimeConfig
 from utils.errors import (
@@ -39,6 +44,7 @@ from utils.errors import (
     JobNotFound,
 )
 from utils.logging import bind, get_logger
+from utils.metrics import Unit
 
 logger = get_logger("job_service")
 
@@ -50,6 +56,12 @@ COMPLETION_LOCK_SECONDS = 60
 COMPLETION_WAIT_SECONDS = 10.0
 #: How many fresh job ids to draw if one is taken (64 random bits: a second draw never happens).
 ID_ATTEMPTS = 3
+#: The metric a won transition into each status counts (``processing`` is not counted).
+TRANSITION_METRICS = {
+    JobStatus.CANCELLED: "JobsCancelled",
+    JobStatus.COMPLETED: "JobsCompleted",
+    JobStatus.FAILED: "JobsFailed",
+}
 
 
 @dataclass(frozen=True)
@@ -171,9 +183,11 @@ class JobService:
         raise Conflict("Could not allocate a job id; retry the request")
 
     def created(self, job: Job) -> JobView:
-        """Log the new job and return it with any live preview of the same blueprint."""
+        """Log and count the new job and return it with any live preview of the same blueprint."""
         bind(job_id=job.job_id)
         logger.info("job created", extra={"format": job.blueprint_format, "size": job.blueprint_size})
+        metrics.add("JobsCreated", 1, Format=job.blueprint_format)
+        metrics.add("UploadBytes", job.blueprint_size, Unit.BYTES)
         return JobView(job, preview=self.cached_preview(job.blueprint_hash))
 
     def cached_preview(self, blueprint_hash: str) -> dict[str, Any] | None:
@@ -297,6 +311,7 @@ class JobService:
                 raise IllegalTransition(job_id, status, JobStatus.COMPLETED.value) from None
             raise
         logger.info("job status changed", extra={"job_id": job_id, "from": "processing", "to": "completed"})
+        _count_transition(JobStatus.COMPLETED)
         now = self._clock()
         try:
             self.stores.previews.put(
@@ -384,8 +399,15 @@ class JobService:
                 job = stale.current if stale.current is not None else self.get_job(job_id)
                 continue
             logger.info("job status changed", extra={"job_id": job_id, "from": job.status.value, "to": target.value})
+            _count_transition(target)
             return updated
         raise Conflict(details={"job_id": job_id})
+
+
+def _count_transition(target: JobStatus) -> None:
+    name = TRANSITION_METRICS.get(target)
+    if name is not None:
+        metrics.add(name, 1)
 
 
 def validate_result(result: Any) -> tuple[list[Any], str]:

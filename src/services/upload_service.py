@@ -7,7 +7,8 @@
 Every check is made again on the object itself (size, magic bytes, content type): S3 emulators do not
 enforce POST policies, and we never trust one check. The claim (a conditional put) makes an upload create
 at most one job even when two finalisations race; a finalisation that fails for a reason a retry may fix
-gives the claim back, one that fails because the file is bad deletes the upload.
+gives the claim back (one that cannot — its Lambda died — leaves a claim that lapses after two minutes:
+``storage.upload_claims``), one that fails because the file is bad deletes the upload.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class UploadService:
         except ObjectChanged:  # removed (or replaced) since it was found: as good as never there
             raise UploadNotFound(details={"upload_id": upload_id}) from None
         job_id = self.jobs.new_job_id()
-        if not self.jobs.jobs.claim_upload(upload_id, job_id, int(self.jobs.now()) + CLAIM_TTL_SECONDS):
+        now = int(self.jobs.now())
+        if not self.jobs.jobs.claim_upload(upload_id, job_id, now=now, expires_at=now + CLAIM_TTL_SECONDS):
             raise UploadNotFound("This upload has already been used", details={"upload_id": upload_id})
         try:
             view = self._create(upload, fmt, job_id, request)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
 
 from utils import aws
+from utils.errors import ServiceUnavailable
+from utils.logging import get_logger
+
+T = TypeVar("T")
+logger = get_logger("storage")
 
 
 def error_code(exc: ClientError) -> str:
@@ -15,6 +21,31 @@ def error_code(exc: ClientError) -> str:
 
 def is_conditional_failure(exc: ClientError) -> bool:
     return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def is_not_found(exc: ClientError) -> bool:
+    return error_code(exc) in ("404", "NoSuchKey", "NotFound")
+
+
+def landed_anyway(outage: ServiceUnavailable, operation: str, effect: Callable[[], T | None]) -> T:
+    """After a write failed for good (``outage``), look once for its effect; return it if it is there.
+
+    A connection that drops after AWS applied a write, or a response that times out, looks exactly like a
+    write that never arrived, and every retry of a conditional write then fails its condition. Reporting
+    an outage for a write that landed would leave storage half-done (a job record whose blueprint the
+    caller then deletes, a claim nobody holds, a cancel the client was told failed). So one read, with
+    what retry time is left, looks for the write's own effect: found, the write succeeded; not found,
+    the outage stands; the read failing too, the outage stands (the caller rolls back what it can).
+    """
+    try:
+        found = effect()
+    except Exception:
+        logger.warning("could not tell whether a failed write landed", extra={"operation": operation})
+        raise outage from outage.__cause__
+    if found is None:
+        raise outage from outage.__cause__
+    logger.warning("a write reported as failed had landed; carrying on", extra={"operation": operation})
+    return found
 
 
 class _Bound:

@@ -2,7 +2,9 @@
 
 Objects are written with ``If-None-Match: *`` (never overwrite another job's file) and a SHA-256
 checksum S3 verifies on arrival; the hex digest is also kept as ``x-amz-meta-sha256`` so that the
-processing pipeline, and a retried write, can tell the object's content without reading it.
+processing pipeline, and a retried write, can tell the object's content without reading it: a put whose
+response was lost, found by its retry (``PreconditionFailed``) or after retries ran out, is a success when
+the object there has our digest.
 Encryption (SSE-S3) is the bucket's default, set in the template.
 """
 
@@ -12,8 +14,9 @@ import base64
 
 from botocore.exceptions import ClientError
 
-from storage.base import BucketBound, error_code
+from storage.base import BucketBound, error_code, is_not_found, landed_anyway
 from utils import retry
+from utils.errors import ServiceUnavailable
 from utils.logging import get_logger
 
 logger = get_logger("blueprint_store")
@@ -45,6 +48,8 @@ class BlueprintStore(BucketBound):
                     IfNoneMatch="*",
                 ),
             )
+        except ServiceUnavailable as outage:
+            landed_anyway(outage, "s3.put_object", lambda: self._stored_sha256(key) == sha256_hex or None)
         except ClientError as exc:
             if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise
@@ -54,7 +59,13 @@ class BlueprintStore(BucketBound):
             raise BlueprintKeyTaken(key) from exc
 
     def _stored_sha256(self, key: str) -> str | None:
-        head = retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        """The digest recorded on the object at ``key``; None if there is no object (or no digest)."""
+        try:
+            head = retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
         value = head.get("Metadata", {}).get("sha256")
         return str(value) if value is not None else None
 

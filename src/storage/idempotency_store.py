@@ -3,20 +3,24 @@
 Key ``idem#{sha256(client, Idempotency-Key)}`` (never a job id; no ``owner_id``, so no list or GSI sees
 them). An item is ``in_progress`` with a lock that lapses when the first attempt's Lambda would have
 timed out, then ``done`` with the stored response for 24 hours (``expires_at``, the table's TTL; reads
-treat an item past it as absent).
+treat an item past it as absent). Each ``begin`` marks its item with a random ``attempt`` token, so a begin
+whose write landed but whose response was lost recognises its own record (on its retry, or after retries
+ran out) instead of answering its own request with "in progress".
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from storage.base import TableBound, is_conditional_failure
+from storage.base import TableBound, is_conditional_failure, landed_anyway
 from utils import retry
+from utils.errors import ServiceUnavailable
 
 RECORD_TTL_SECONDS = 24 * 3600
 
@@ -35,14 +39,21 @@ class Existing:
     response: dict[str, Any] | None
 
 
+def _attempt_of(item: dict[str, Any]) -> str | None:
+    value = item.get("attempt", {}).get("S")
+    return str(value) if value is not None else None
+
+
 class IdempotencyStore(TableBound):
     def begin(self, key: str, fingerprint: str, now: int, lock_until: int) -> Existing | None:
         """Start a request under ``key``: None if this caller now runs it, else the record in the way."""
+        attempt = secrets.token_hex(8)
         item = {
             "job_id": {"S": key},
             "item_type": {"S": "idempotency"},
             "fingerprint": {"S": fingerprint},
             "state": {"S": "in_progress"},
+            "attempt": {"S": attempt},
             "lock_until": {"N": str(lock_until)},
             "expires_at": {"N": str(now + RECORD_TTL_SECONDS)},
         }
@@ -59,23 +70,32 @@ class IdempotencyStore(TableBound):
                     ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": "in_progress"}},
                 ),
             )
+        except ServiceUnavailable as outage:
+            landed_anyway(outage, "dynamodb.put_item", lambda: _attempt_of(self._read(key)) == attempt or None)
+            return None
         except ClientError as exc:
             if not is_conditional_failure(exc):
                 raise
         else:
             return None
-        found = retry.call(
-            "dynamodb.get_item",
-            lambda: self.client.get_item(TableName=self.table_name, Key={"job_id": {"S": key}}, ConsistentRead=True),
-        ).get("Item")
+        found = self._read(key)
         if not found:  # it expired and was deleted in between: a retry will start cleanly
             return Existing(fingerprint=fingerprint, state="in_progress", response=None)
+        if _attempt_of(found) == attempt:  # this very begin, retried after its write landed
+            return None
         response = found.get("response", {}).get("S")
         return Existing(
             fingerprint=found["fingerprint"]["S"],
             state=found["state"]["S"],
             response=json.loads(response) if response else None,
         )
+
+    def _read(self, key: str) -> dict[str, Any]:
+        response = retry.call(
+            "dynamodb.get_item",
+            lambda: self.client.get_item(TableName=self.table_name, Key={"job_id": {"S": key}}, ConsistentRead=True),
+        )
+        return dict(response.get("Item") or {})
 
     def finish(self, key: str, response: dict[str, Any], now: int) -> None:
         """Keep the response for replays (24 h from now)."""

@@ -2,19 +2,26 @@
 
 Every status write is a conditional update on the status *and* the version counter the writer read, so
 two racing writers can never both win: the loser gets ``StaleJob`` carrying what the winner wrote.
+
+A write whose response was lost (the connection dropped after DynamoDB applied it) is recognised by its
+own effect, both when a retry of it fails its condition and when retries run out
+(``storage.base.landed_anyway``): it counts as done, once, instead of as a conflict or an outage.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from models.job import Job, JobStatus
-from storage.base import TableBound, is_conditional_failure
+from storage.base import is_conditional_failure, landed_anyway
+from storage.upload_claims import UploadClaims
 from utils import retry
+from utils.errors import ServiceUnavailable
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -26,10 +33,6 @@ MAX_QUERY_PAGES = 10
 
 #: A key no job can have (job ids match ``job_...``): reading it is the cheapest reachability probe.
 HEALTH_PROBE_KEY = "__health_probe__"
-
-
-def claim_key(upload_id: str) -> str:
-    return f"claim#{upload_id}"
 
 
 class JobIdTaken(Exception):
@@ -52,16 +55,45 @@ def _deserialise(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
+def _item_in_the_way(exc: ClientError) -> Job | None:
+    """The job a conditional write failed on (``ReturnValuesOnConditionCheckFailure=ALL_OLD``)."""
+    old: Any = exc.response.get("Item")
+    return Job.from_record(_deserialise(old)) if old else None
+
+
 def _stale_or_original(exc: ClientError) -> Exception:
-    """A lost conditional status write as ``StaleJob`` (with the item the winner left, from
-    ``ReturnValuesOnConditionCheckFailure``); any other error unchanged."""
+    """A lost conditional status write as ``StaleJob`` (with the item the winner left); any other error
+    unchanged."""
     if not is_conditional_failure(exc):
         return exc
-    old: Any = exc.response.get("Item")
-    return StaleJob(Job.from_record(_deserialise(old)) if old else None)
+    return StaleJob(_item_in_the_way(exc))
 
 
-class JobsTable(TableBound):
+def _shows_write(current: Job | None, read: Job, sets: dict[str, Any]) -> Job | None:
+    """``current`` if it is exactly what one write of ``sets`` over ``read`` leaves (the next version, every
+    value set), else None."""
+    if current is None or current.version != read.version + 1:
+        return None
+    record = current.to_record()
+    return current if all(record.get(name) == value for name, value in sets.items()) else None
+
+
+class _Attempts:
+    """Counts the attempts ``retry.call`` makes of one write: a condition failing on a later attempt may be
+    failing on the first attempt's own effect."""
+
+    def __init__(self, write: Callable[[], Any]) -> None:
+        self.count = 0
+        self._write = write
+
+    def __call__(self) -> Any:
+        self.count += 1
+        return self._write()
+
+
+class JobsTable(UploadClaims):
+    """The jobs table: job records (and, through ``UploadClaims``, the upload claims kept in it)."""
+
     def put_new(self, job: Job) -> None:
         """Write a new job; ``JobIdTaken`` if a record with its id exists (and is not this very job)."""
         item = _serialise(job.to_record())
@@ -74,14 +106,21 @@ class JobsTable(TableBound):
                     ConditionExpression="attribute_not_exists(job_id)",
                 ),
             )
+        except ServiceUnavailable as outage:
+            landed_anyway(outage, "dynamodb.put_item", lambda: self._own_record(job))
         except ClientError as exc:
             if not is_conditional_failure(exc):
                 raise
             # A retried put whose first attempt landed finds its own record: that is success.
-            existing = self.get(job.job_id)
-            if existing is not None and existing.request_id == job.request_id and existing.version == job.version:
-                return
-            raise JobIdTaken(job.job_id) from exc
+            if self._own_record(job) is None:
+                raise JobIdTaken(job.job_id) from exc
+
+    def _own_record(self, job: Job) -> Job | None:
+        """The stored record of ``job`` if it is the one this request wrote (not another with its id)."""
+        existing = self.get(job.job_id)
+        if existing is not None and existing.request_id == job.request_id and existing.version == job.version:
+            return existing
+        return None
 
     def get(self, job_id: str) -> Job | None:
         response = retry.call(
@@ -99,21 +138,27 @@ class JobsTable(TableBound):
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(sets)))
         names.update({"#status": "status", "#version": "version"})
         values.update({":expected_status": job.status.value, ":expected_version": job.version, ":one": 1})
-        try:
-            response = retry.call(
-                "dynamodb.update_item",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"job_id": {"S": job.job_id}},
-                    UpdateExpression=f"SET {assignments}, #version = #version + :one",
-                    ConditionExpression="#status = :expected_status AND #version = :expected_version",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=_serialise(values),
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                ),
+        write = _Attempts(
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": job.job_id}},
+                UpdateExpression=f"SET {assignments}, #version = #version + :one",
+                ConditionExpression="#status = :expected_status AND #version = :expected_version",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_serialise(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+        )
+        try:
+            response = retry.call("dynamodb.update_item", write)
+        except ServiceUnavailable as outage:
+            return landed_anyway(outage, "dynamodb.update_item", lambda: _shows_write(self.get(job.job_id), job, sets))
         except ClientError as exc:
+            if write.count > 1 and is_conditional_failure(exc):
+                landed = _shows_write(_item_in_the_way(exc), job, sets)
+                if landed is not None:
+                    return landed
             raise _stale_or_original(exc) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
 
@@ -123,6 +168,7 @@ class JobsTable(TableBound):
         Conditional on the status and version read, and on no other live lock; bumps the version, so a
         cancel racing the completion still wins or loses cleanly. ``StaleJob`` if the lock is not taken.
         """
+        sets = {"completing_by": attempt_id, "completing_until": until}
         try:
             response = retry.call(
                 "dynamodb.update_item",
@@ -148,7 +194,14 @@ class JobsTable(TableBound):
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 ),
             )
+        except ServiceUnavailable as outage:
+            return landed_anyway(outage, "dynamodb.update_item", lambda: _shows_write(self.get(job.job_id), job, sets))
         except ClientError as exc:
+            # The attempt id is this call's own: a lock holding it is this call's lock, taken by an
+            # attempt whose response was lost.
+            landed = _shows_write(_item_in_the_way(exc), job, sets) if is_conditional_failure(exc) else None
+            if landed is not None:
+                return landed
             raise _stale_or_original(exc) from exc
         return Job.from_record(_deserialise(response["Attributes"]))
 
@@ -163,51 +216,6 @@ class JobsTable(TableBound):
                     UpdateExpression="REMOVE completing_by, completing_until",
                     ConditionExpression="completing_by = :attempt",
                     ExpressionAttributeValues={":attempt": {"S": attempt_id}},
-                ),
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-
-    # Upload claims: typed items in the jobs table (key ``claim#{upload_id}``, never a job id, no owner, so
-    # no list or GSI ever sees them). The conditional put is what makes an upload create at most one job.
-    def claim_upload(self, upload_id: str, job_id: str, expires_at: int) -> bool:
-        """True if this caller now owns the upload's finalisation; False if someone else claimed it first."""
-        item = _serialise(
-            {
-                "job_id": claim_key(upload_id),
-                "item_type": "upload_claim",
-                "claimed_by": job_id,
-                "expires_at": expires_at,
-            }
-        )
-        try:
-            retry.call(
-                "dynamodb.put_item",
-                lambda: self.client.put_item(
-                    TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(job_id)"
-                ),
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            # A retried put whose first attempt landed finds its own claim.
-            existing = self.client.get_item(
-                TableName=self.table_name, Key={"job_id": {"S": claim_key(upload_id)}}, ConsistentRead=True
-            ).get("Item", {})
-            return bool(existing.get("claimed_by", {}).get("S") == job_id)
-        return True
-
-    def release_upload_claim(self, upload_id: str, job_id: str) -> None:
-        """Give the upload back (finalisation failed for a reason a retry may fix)."""
-        try:
-            retry.call(
-                "dynamodb.delete_item",
-                lambda: self.client.delete_item(
-                    TableName=self.table_name,
-                    Key={"job_id": {"S": claim_key(upload_id)}},
-                    ConditionExpression="claimed_by = :job_id",
-                    ExpressionAttributeValues={":job_id": {"S": job_id}},
                 ),
             )
         except ClientError as exc:

@@ -16,8 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from storage.base import BucketBound, error_code
+from storage.base import BucketBound, error_code, is_not_found, landed_anyway
 from utils import retry
+from utils.errors import ServiceUnavailable
 
 UPLOADS_PREFIX = "uploads/"
 READ_CHUNK_BYTES = 1024 * 1024
@@ -68,12 +69,9 @@ class UploadStore(BucketBound):
         if len(contents) != 1:
             return None
         key = contents[0]["Key"]
-        try:
-            head = retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+        head = self._head(key)
+        if head is None:
+            return None
         return UploadedObject(
             key=key,
             size=int(head["ContentLength"]),
@@ -129,7 +127,9 @@ class UploadStore(BucketBound):
 
         ``ObjectChanged`` if the source changed or the target exists. The target is looked at first as well
         as guarded by ``If-None-Match``: emulators ignore that header on copies, and another job's
-        blueprint must never be overwritten (and then deleted by our roll-back).
+        blueprint must never be overwritten (and then deleted by our roll-back). A copy whose response was
+        lost is found by its effect: the target carrying this very digest (its retry failing a
+        precondition, or retries running out) means the copy is done.
         """
         if self._exists(target_key):
             raise ObjectChanged(target_key)
@@ -147,20 +147,31 @@ class UploadStore(BucketBound):
                     Metadata={"sha256": sha256_hex},
                 ),
             )
+        except ServiceUnavailable as outage:
+            landed_anyway(outage, "s3.copy_object", lambda: self._digest_of(target_key) == sha256_hex or None)
         except ClientError as exc:
             if error_code(exc) in ("PreconditionFailed", "NoSuchKey", "412"):
+                if self._digest_of(target_key) == sha256_hex:
+                    return  # an earlier attempt of this copy landed
                 # Either precondition: the source changed, or the target exists. Both mean "retry".
                 raise ObjectChanged(upload.key) from exc
             raise
 
-    def _exists(self, key: str) -> bool:
+    def _digest_of(self, key: str) -> str | None:
+        """The ``sha256`` metadata of the object at ``key``; None if there is none."""
+        head = self._head(key)
+        return None if head is None else head.get("Metadata", {}).get("sha256")
+
+    def _head(self, key: str) -> dict[str, Any] | None:
         try:
-            retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+            return dict(retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key)))
         except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
+            if is_not_found(exc):
+                return None
             raise
-        return True
+
+    def _exists(self, key: str) -> bool:
+        return self._head(key) is not None
 
     def delete(self, key: str) -> None:
         retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))

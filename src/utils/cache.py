@@ -20,6 +20,9 @@ from utils.logging import get_logger
 V = TypeVar("V")
 logger = get_logger("cache")
 
+#: How long a value that could not be reloaded keeps serving before the next reload is tried.
+STALE_RETRY_SECONDS = 30.0
+
 
 @dataclass
 class _Entry(Generic[V]):
@@ -33,7 +36,7 @@ class TtlCache(Generic[V]):
         ttl_seconds: float,
         *,
         clock: MonotonicClock = monotonic,
-        stale_retry_seconds: float = 30.0,
+        stale_retry_seconds: float = STALE_RETRY_SECONDS,
         name: str = "cache",
     ) -> None:
         self.ttl_seconds = ttl_seconds

@@ -1,4 +1,12 @@
-"""Time, injectable. Code that depends on the clock takes one of these so tests can move time."""
+"""Time, injectable. Code that depends on the clock takes one of these so tests can move time.
+
+Every reader of the clock in ``src/`` goes through ``wall_time`` and ``monotonic`` (services and caches
+take them as their default clocks), and both read the module-level sources below on every call. So a
+test moves time for the whole Lambda at once — job and preview expiry, cache ages, request ids — by
+replacing a source (``monkeypatch.setattr(clock, "wall_source", fake)``), without sleeping and without
+knowing which objects captured a clock. Presigned URLs are the exception: botocore signs them with the
+real time.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +19,17 @@ WallClock = Callable[[], float]
 #: Seconds from an arbitrary origin that never goes backwards; used for cache ages and deadlines.
 MonotonicClock = Callable[[], float]
 
+#: Where ``wall_time`` and ``monotonic`` get the time (tests replace these).
+wall_source: WallClock = time.time
+monotonic_source: MonotonicClock = time.monotonic
+
 
 def wall_time() -> float:
-    return time.time()
+    return wall_source()
 
 
 def monotonic() -> float:
-    return time.monotonic()
+    return monotonic_source()
 
 
 def utc_datetime(epoch_seconds: float) -> datetime:

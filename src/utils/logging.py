@@ -4,6 +4,12 @@ Request context (request_id, correlation_id, aws_request_id, job_id, route) is b
 with ``bind`` and cleared with ``clear`` after it, like Powertools' ``append_keys``/``clear_state``; it
 lives in a ``ContextVar`` so concurrent requests of the local server never see each other's fields.
 Never pass file contents, API keys or secret values to a logger.
+
+Metrics are log lines too: ``utils.metrics`` writes each CloudWatch Embedded Metric Format document
+through the ``location_detection.metrics`` child logger, whose ``extra`` members (``_aws``, dimensions,
+values) land at the top level of the line beside the request context. That logger is pinned at INFO,
+so ``LOG_LEVEL`` never silences metrics, and it shares the handlers: redirect the logs (as the ``ops``
+CLI does) and the metrics follow.
 """
 
 from __future__ import annotations
@@ -43,7 +49,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        line = json.dumps(entry, default=str, ensure_ascii=False)
+        if not line.isascii():
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate from the request: keep the line, escaped
+                line = json.dumps(entry, default=str)
+        return line
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]

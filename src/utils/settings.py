@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from utils.errors import ConfigurationError
+from utils.metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, is_valid_namespace
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -31,6 +32,9 @@ class Settings:
     #: Fallback for the ``cors-allowed-origins`` parameter when Parameter Store has none.
     cors_allowed_origins: tuple[str, ...] = ("*",)
     api_version: str = "v1"
+    #: CloudWatch namespace of the EMF metrics (``utils.metrics``) and their ``Service`` dimension.
+    metrics_namespace: str = DEFAULT_NAMESPACE
+    metrics_service: str = DEFAULT_SERVICE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -43,6 +47,12 @@ class Settings:
         config_path = environ["CONFIG_PATH"]
         if not config_path.startswith("/"):
             raise ConfigurationError("CONFIG_PATH must start with '/'")
+        namespace = environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE
+        if not is_valid_namespace(namespace):
+            raise ConfigurationError(
+                "METRICS_NAMESPACE must be 1-255 letters, digits or . - _ / # : and spaces, not starting with AWS/"
+            )
+        service = (environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()
         origins = tuple(o.strip().rstrip("/") for o in environ.get("CORS_ALLOWED_ORIGINS", "*").split(",") if o.strip())
         return cls(
             environment=environment,
@@ -55,6 +65,8 @@ class Settings:
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             log_level=environ.get("LOG_LEVEL", "INFO").upper(),
             cors_allowed_origins=origins or ("*",),
+            metrics_namespace=namespace,
+            metrics_service=service[:255] or DEFAULT_SERVICE,
         )
 
 

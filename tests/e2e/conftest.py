@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_KEYS = ("ldk_e2e_key_of_alice", "ldk_e2e_key_of_bob")
 API_KEY = os.environ.get("API_KEY") or LOCAL_KEYS[0]
 OTHER_API_KEY = os.environ.get("OTHER_API_KEY") or LOCAL_KEYS[1]
+#: A browser origin the API allows: any one against the local API and dev (CORS "*"); against prod, one of
+#: its CorsAllowedOrigins (deploy.yml passes the environment's SMOKE_ORIGIN variable).
+ORIGIN = os.environ.get("SMOKE_ORIGIN") or "http://localhost:5173"
 
 
 @dataclass
@@ -167,6 +170,8 @@ def api_url(request: pytest.FixtureRequest) -> str:
     """API_URL (a deployed stack) when set, else the local API."""
     deployed = os.environ.get("API_URL")
     if deployed:
+        if not (os.environ.get("API_KEY") and os.environ.get("OTHER_API_KEY")):
+            pytest.fail("API_URL needs API_KEY and OTHER_API_KEY: two keys of that deployment (docs/deploy.md)")
         return deployed.rstrip("/")
     server: LocalServer = request.getfixturevalue("local_server")
     return server.url

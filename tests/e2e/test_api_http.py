@@ -1,7 +1,8 @@
 """The job API over real HTTP, as curl and the frontend use it.
 
 Runs against the local API (started as a process) or, with ``API_URL`` set, against a deployed stack:
-``API_URL=https://abc.execute-api.us-east-1.amazonaws.com make e2e``.
+``API_URL=https://abc.execute-api.us-east-1.amazonaws.com make e2e``. Every test here is also part of the
+post-deploy smoke test (``make smoke``): each one only creates, reads and cancels its own jobs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import re
 import pytest
 
 from tests import samples
-from tests.e2e.conftest import Client, HttpReply
+from tests.e2e.conftest import ORIGIN, Client, HttpReply
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.smoke]
 
 REQUEST_ID = re.compile(r"^req_\d{8}T\d{6}_[a-z0-9]{6,}$")
 
@@ -33,7 +34,10 @@ def assert_envelope(reply: HttpReply, status: int) -> None:
     assert REQUEST_ID.match(reply.headers["x-request-id"])
     assert reply.json["meta"] == {"request_id": reply.headers["x-request-id"], "api_version": "v1"}
     assert "x-correlation-id" in reply.headers
-    assert "access-control-allow-origin" in reply.headers
+    # CORS headers on every response. With "*" (local, dev) that includes Allow-Origin; with an origin list
+    # (prod) Allow-Origin answers only a listed Origin, and the response says Vary: Origin instead.
+    assert "access-control-allow-methods" in reply.headers
+    assert "access-control-allow-origin" in reply.headers or reply.headers.get("vary") == "Origin"
 
 
 def test_health(client: Client) -> None:
@@ -82,13 +86,13 @@ def test_cors_preflight(client: Client) -> None:
         "OPTIONS",
         "/api/v1/jobs",
         headers={
-            "Origin": "http://localhost:5173",
+            "Origin": ORIGIN,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type,x-api-key",
         },
     )
     assert reply.status == 204
-    assert reply.headers["access-control-allow-origin"] in ("*", "http://localhost:5173")
+    assert reply.headers["access-control-allow-origin"] in ("*", ORIGIN)
     assert "POST" in reply.headers["access-control-allow-methods"]
     assert "x-api-key" in reply.headers["access-control-allow-headers"].lower()
 

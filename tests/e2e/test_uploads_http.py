@@ -1,6 +1,7 @@
 """Every way of sending a blueprint, over real HTTP: curl -F, raw bodies, data URLs, and S3 presigned uploads.
 
-Like test_api_http.py, this runs against the local API or, with API_URL set, a deployed stack.
+Like test_api_http.py, this runs against the local API or, with API_URL set, a deployed stack, and is part
+of the post-deploy smoke test (``make smoke``): the presigned upload is the one check of real S3's POST policy.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import requests
 from tests import samples
 from tests.e2e.conftest import API_KEY, Client
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.smoke]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -100,9 +100,34 @@ def test_overridden_runtime_configuration_parses_without_problems(samconfig: dic
     assert problems == []
 
 
-def test_prod_lists_its_cors_origins_and_keeps_logs_longer(samconfig: dict[str, Any]) -> None:
+def test_prod_lists_its_cors_origins(samconfig: dict[str, Any]) -> None:
     prod = overrides(samconfig, "prod")
 
     assert prod["CorsAllowedOrigins"] != "*"
     assert all(origin.startswith("https://") for origin in prod["CorsAllowedOrigins"].split(","))
-    assert prod["LogRetentionInDays"] == "90"
+
+
+def test_deployed_prod_keeps_its_logs_longer_than_dev(samconfig: dict[str, Any]) -> None:
+    """Retention follows Environment, so it holds for the stacks samconfig.toml actually deploys."""
+    retention = {
+        environment: {
+            logical_id: stack.properties(logical_id)["RetentionInDays"]
+            for stack in [Stack(load_template(), overrides(samconfig, environment))]
+            for logical_id in stack.of_type("AWS::Logs::LogGroup")
+        }
+        for environment in ENVIRONMENTS
+    }
+
+    assert retention["dev"].keys() == retention["prod"].keys() != set()
+    for logical_id, prod_days in retention["prod"].items():
+        assert prod_days >= 90 > retention["dev"][logical_id], logical_id
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_environment_reserves_its_functions_concurrency(samconfig: dict[str, Any], environment: str) -> None:
+    assert int(overrides(samconfig, environment)["ReservedConcurrency"]) >= 1
+
+
+def test_prod_reserves_at_least_as_much_concurrency_as_dev(samconfig: dict[str, Any]) -> None:
+    dev, prod = (int(overrides(samconfig, environment)["ReservedConcurrency"]) for environment in ENVIRONMENTS)
+    assert prod >= dev

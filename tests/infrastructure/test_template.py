@@ -18,7 +18,7 @@ from utils.config import PARAMETERS, RuntimeConfig, parse_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "prod")
-NAME_PROPERTIES = ("TableName", "BucketName", "Name", "FunctionName", "LogGroupName")
+NAME_PROPERTIES = ("TableName", "BucketName", "Name", "FunctionName", "LogGroupName", "AliasName")
 RUNTIME_PARAMETERS = (
     "max-upload-bytes",
     "allowed-formats",
@@ -217,14 +217,15 @@ def test_function_environment_names_the_contracts_resources(env_stack: Stack) ->
     assert variables["LOG_LEVEL"] in env_stack.template["Parameters"]["LogLevel"]["AllowedValues"]
 
 
-def test_function_logs_to_its_own_log_group_with_retention_from_a_parameter(env_stack: Stack) -> None:
+def test_function_logs_to_its_own_log_group_with_retention_by_environment(env_stack: Stack) -> None:
     log_groups = env_stack.of_type("AWS::Logs::LogGroup")
     props = function_properties(env_stack)
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
 
     assert log_group_id in log_groups
-    assert raw_properties(env_stack, log_group_id)["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
-    assert "LogRetentionInDays" in env_stack.template["Parameters"]
+    assert raw_properties(env_stack, log_group_id)["RetentionInDays"] == {
+        "Fn::FindInMap": ["EnvironmentSettings", {"Ref": "Environment"}, "LogRetentionInDays"]
+    }
     # Lambda writes to /aws/lambda/<function name> unless told otherwise: keep the two in step.
     function_name = env_stack.resolve(props["FunctionName"])
     assert env_stack.properties(log_group_id)["LogGroupName"] == f"/aws/lambda/{function_name}"
@@ -266,8 +267,8 @@ def test_table_is_on_demand_encrypted_and_expires_items(env_stack: Stack, suffix
     assert table["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_jobs_table_has_point_in_time_recovery(stack: Stack) -> None:
-    table = table_named(stack, "jobs")
+def test_jobs_table_has_point_in_time_recovery_in_every_environment(env_stack: Stack) -> None:
+    table = table_named(env_stack, "jobs")
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
@@ -351,6 +352,10 @@ def test_function_role_is_assumable_by_lambda_only_and_has_no_managed_policies(s
     assert "ManagedPolicyArns" not in props, "managed policies (even AWSLambdaBasicExecutionRole) grant on *"
 
 
+#: X-Ray has no resource-level permissions: its two write actions are the only ones allowed on "*".
+XRAY_WRITE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
 def test_function_role_grants_no_wildcard_resource_or_action(stack: Stack) -> None:
     statements = role_statements(stack)
     assert statements
@@ -359,11 +364,37 @@ def test_function_role_grants_no_wildcard_resource_or_action(stack: Stack) -> No
         assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement, statement
         assert "NotResource" not in statement, statement
-        for action in as_list(statement["Action"]):
+        actions = as_list(statement["Action"])
+        for action in actions:
             assert action != "*", f"wildcard action in {statement.get('Sid', statement)}"
             assert not action.endswith(":*"), f"service-wide action {action!r}"
-        for resource in as_list(statement["Resource"]):
-            assert resource != "*", f"wildcard resource in {statement.get('Sid', statement)}"
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= XRAY_WRITE_ACTIONS, f"wildcard resource in {statement.get('Sid', statement)}"
+
+
+def test_function_role_may_write_traces_and_nothing_else_of_x_ray(stack: Stack) -> None:
+    xray = [action for statement in role_statements(stack) for action in as_list(statement["Action"])]
+    assert {action for action in xray if action.startswith("xray:")} == XRAY_WRITE_ACTIONS
+
+
+def test_function_role_cannot_destroy_object_versions_or_bucket_settings(stack: Stack) -> None:
+    """Versioning is the buckets' undo: the function can delete an object, never its earlier versions."""
+    actions = {action for statement in role_statements(stack) for action in as_list(statement["Action"])}
+    s3_actions = {action for action in actions if action.startswith("s3:")}
+
+    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+
+
+def test_function_role_decrypts_the_secret_key_only_through_secrets_manager(env_stack: Stack) -> None:
+    (statement,) = [
+        statement
+        for statement in env_stack.resolve(role_statements(env_stack))
+        if any(action.startswith("kms:") for action in as_list(statement["Action"]))
+    ]
+
+    assert as_list(statement["Action"]) == ["kms:Decrypt"]
+    assert as_list(statement["Resource"]) == [arn_of(env_stack, "ApiKeysSecretKey")]
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
 
 
 def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and_log_group(
@@ -374,8 +405,10 @@ def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and
     table = f"arn:aws:dynamodb:{env_stack.region}:{LOCAL_ACCOUNT_ID}:table/{prefix}"
     parameters = f"arn:aws:ssm:{env_stack.region}:{LOCAL_ACCOUNT_ID}:parameter/location-detection/{environment}"
     secret = env_stack.resolve({"Ref": "ApiKeysSecret"})
+    secret_key = arn_of(env_stack, "ApiKeysSecretKey")
     log_group = arn_of(env_stack, "ApiFunctionLogGroup")
     allowed = {
+        "*",  # X-Ray's two write actions only (test_function_role_grants_no_wildcard_resource_or_action)
         f"{table}-jobs",
         f"{table}-jobs/index/*",
         f"{table}-preview_cache",
@@ -386,6 +419,7 @@ def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and
         parameters,
         f"{parameters}/*",
         secret,
+        secret_key,
         log_group,
     }
 
@@ -451,7 +485,7 @@ def test_outputs_name_the_api_url_tables_and_buckets(env_stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     "resource_type",
-    ["AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"],
+    ["AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup", "AWS::KMS::Key"],
 )
 def test_stateful_resources_state_their_deletion_and_replacement_policies(stack: Stack, resource_type: str) -> None:
     resources = stack.of_type(resource_type)
@@ -472,6 +506,14 @@ def test_jobs_table_is_retained(stack: Stack) -> None:
         logical_id for logical_id in table_ids(stack) if stack.properties(logical_id)["TableName"].endswith("-jobs")
     ]
     resource = stack.resources[logical_id]
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+@pytest.mark.parametrize("resource_type", ["AWS::SecretsManager::Secret", "AWS::KMS::Key"])
+def test_secret_and_the_key_that_encrypts_it_are_retained(stack: Stack, resource_type: str) -> None:
+    """In every environment (literal Retain, no condition); a retained secret whose key went with the stack
+    could never be read again."""
+    _, resource = only_resource(stack, resource_type)
     assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
 
 
