@@ -128,27 +128,33 @@ class Job:
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
             if value is None:
                 continue
-            record[f.name] = value.value if isinstance(value, JobStatus) else value
+            record[name] = value.value if isinstance(value, JobStatus) else value
         record.update(self.extra)
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        values: dict[str, Any] = {k: _plain(v) for k, v in record.items() if k in known}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in record.items():
+            (values if key in _KNOWN_FIELDS else extra)[key] = _plain(value)
         values["status"] = JobStatus(values["status"])
-        extra = {k: _plain(v) for k, v in record.items() if k not in known}
         return cls(**values, extra=extra)
+
+
+#: A job's stored attributes, in order (computed once: ``dataclasses.fields`` is slow per call).
+_RECORD_FIELDS = tuple(f.name for f in fields(Job) if f.name != "extra")
+_KNOWN_FIELDS = frozenset(_RECORD_FIELDS)
 
 
 def _plain(value: Any) -> Any:
     """DynamoDB numbers arrive as Decimal; our numbers are all integers."""
+    if type(value) is str:  # most attributes: nothing to convert
+        return value
     if isinstance(value, Decimal):
         return int(value)
     if isinstance(value, dict):

@@ -38,9 +38,9 @@ def utc_datetime(epoch_seconds: float) -> datetime:
 
 def iso_utc(epoch_seconds: float) -> str:
     """``2026-11-21T23:15:00Z``: the contract's timestamp format (second precision, UTC)."""
-    return utc_datetime(epoch_seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))  # a third of datetime's cost
 
 
 def compact_utc(epoch_seconds: float) -> str:
     """``20261121T231500``: the time part of job and request ids."""
-    return utc_datetime(epoch_seconds).strftime("%Y%m%dT%H%M%S")
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(epoch_seconds))

@@ -185,6 +185,7 @@ def test_stack_and_region_come_from_samconfig(deploy_job: dict[str, Any], tmp_pa
 def test_sam_builds_and_deploys_the_environments_config_without_prompting(deploy_job: dict[str, Any]) -> None:
     runs = [step.get("run", "").strip() for step in deploy_job["steps"]]
     assert '.venv/bin/sam build --config-env "$DEPLOY_ENV"' in runs
+    assert any("compileall" in r and ".aws-sam/build/ApiFunction" in r for r in runs)  # no cold compile
     assert '.venv/bin/sam deploy --config-env "$DEPLOY_ENV" --no-confirm-changeset --no-fail-on-empty-changeset' in runs
     assert any(run.startswith("make install") for run in runs), "sam comes from the pinned requirements-dev.txt"
 
