@@ -85,8 +85,13 @@ def assert_valid_emf(document: dict[str, Any]) -> None:
                 assert math.isfinite(number)
 
 
-def dimensions_of(document: dict[str, Any]) -> list[str]:
-    (directive,) = document["_aws"]["CloudWatchMetrics"]
+def dimensions_of(document: dict[str, Any], metric: str | None = None) -> list[str]:
+    """The dimension set of the directive that holds ``metric`` (of the document's only one without it)."""
+    directives = document["_aws"]["CloudWatchMetrics"]
+    if metric is None:
+        (directive,) = directives
+    else:
+        (directive,) = [d for d in directives if metric in [m["Name"] for m in d["Metrics"]]]
     (dimension_set,) = directive["Dimensions"]
     return list(dimension_set)
 

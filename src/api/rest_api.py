@@ -8,7 +8,7 @@ exception becomes a response in exactly one place, ``_error_response``.
 Every request writes one summary line ("request completed": route template, method, status, latency,
 ids, job and client when known, cold start, error code) and its metrics (``utils.metrics``: Latency by
 route, Errors by code, ColdStart; the services add the job counters), buffered for the request and
-written as a few EMF lines at its end.
+written as one EMF line at its end.
 """
 
 from __future__ import annotations

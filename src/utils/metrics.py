@@ -19,8 +19,9 @@ How metrics are written (the flush policy):
 
 - Inside ``scope()`` (the router opens one per request, like Powertools' ``log_metrics``) ``add`` only
   buffers. The buffer lives in a ``ContextVar``, so concurrent requests of the local server never mix.
-  When the scope ends (also by an exception) it writes one document per dimension set: a request
-  writes two or three lines whatever it records. A metric added twice in one dimension set is one
+  When the scope ends (also by an exception) it writes one document with a directive per dimension set
+  (a new document only where a dimension would need two values or the 100-metric limit is reached): a
+  request writes one metrics line whatever it records. A metric added twice in one dimension set is one
   member with a list of values (EMF allows up to 100 values per member); nothing is written twice, and
   a drained buffer writes nothing more. ``flush()`` writes the buffer early (a long batch may use it).
 - Outside any scope (``job_service.complete_job`` / ``fail_job`` called by the pipeline or the ``ops``
@@ -42,13 +43,14 @@ combination is a separate CloudWatch metric, and is billed as one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import re
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from utils.clock import wall_time
@@ -173,7 +175,7 @@ _buffer: ContextVar[MetricsBuffer | None] = ContextVar("metrics_buffer", default
 
 @contextlib.contextmanager
 def scope() -> Iterator[MetricsBuffer]:
-    """Buffer the metrics added inside; write them (one document per dimension set) on the way out."""
+    """Buffer the metrics added inside; write them (as few documents as EMF allows) on the way out."""
     buffer = MetricsBuffer()
     token = _buffer.set(buffer)
     try:
@@ -216,9 +218,12 @@ def add(name: str, value: float, unit: str = Unit.COUNT, **dimensions: str) -> N
 def documents(
     groups: dict[DimensionValues, dict[str, Series]], config: MetricsConfig, timestamp_ms: int
 ) -> list[dict[str, Any]]:
-    """EMF documents for ``groups``: one per dimension set (the defaults first, then the metric's own),
-    split where the specification's limits say."""
-    out: list[dict[str, Any]] = []
+    """EMF documents for ``groups``: as few as the specification allows. Each dimension set is one
+    directive (the defaults first, then the metric's own); directives share a document (EMF's
+    ``CloudWatchMetrics`` is a list) unless a dimension would need two values there, a name would mean
+    both a dimension and a metric, or the 100-metric limit is reached. A request's metrics are then one
+    line, as Powertools writes them."""
+    packed: list[_Packed] = []
     size = MAX_VALUES_PER_METRIC
     for own, metrics in groups.items():
         dimensions = (*config.dimensions, *own)
@@ -232,23 +237,42 @@ def documents(
             entries = [(name, metrics[name].unit, c[n]) for name, c in chunks.items() if n < len(c)]
             for start in range(0, len(entries), MAX_METRICS_PER_DOCUMENT):
                 batch = entries[start : start + MAX_METRICS_PER_DOCUMENT]
-                out.append(_document(dimensions, batch, config.namespace, timestamp_ms))
-    return out
+                target = next((p for p in packed if p.fits(dimensions, batch)), None)
+                if target is None:
+                    target = _Packed({"_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": []}})
+                    packed.append(target)
+                target.add(dimensions, batch, config.namespace)
+    return [p.document for p in packed]
 
 
-def _document(
-    dimensions: DimensionValues, entries: list[tuple[str, str, list[float]]], namespace: str, timestamp_ms: int
-) -> dict[str, Any]:
-    directive = {
-        "Namespace": namespace,
-        "Dimensions": [[key for key, _ in dimensions]],
-        "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in entries],
-    }
-    document: dict[str, Any] = {"_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]}}
-    document.update(dimensions)
-    for name, _, values in entries:
-        document[name] = values[0] if len(values) == 1 else values
-    return document
+@dataclass
+class _Packed:
+    """A document being filled, with what it already holds."""
+
+    document: dict[str, Any]
+    dimensions: dict[str, str] = field(default_factory=dict)
+    metrics: set[str] = field(default_factory=set)
+
+    def fits(self, dimensions: DimensionValues, entries: list[tuple[str, str, list[float]]]) -> bool:
+        if len(self.metrics) + len(entries) > MAX_METRICS_PER_DOCUMENT:
+            return False
+        if any(name in self.metrics or name in self.dimensions for name, _, _ in entries):
+            return False
+        return all(self.dimensions.get(key, value) == value and key not in self.metrics for key, value in dimensions)
+
+    def add(self, dimensions: DimensionValues, entries: list[tuple[str, str, list[float]]], namespace: str) -> None:
+        self.document["_aws"]["CloudWatchMetrics"].append(
+            {
+                "Namespace": namespace,
+                "Dimensions": [[key for key, _ in dimensions]],
+                "Metrics": [{"Name": name, "Unit": unit} for name, unit, _ in entries],
+            }
+        )
+        self.document.update(dimensions)
+        self.dimensions.update(dimensions)
+        for name, _, values in entries:
+            self.document[name] = values[0] if len(values) == 1 else values
+            self.metrics.add(name)
 
 
 def _write(groups: dict[DimensionValues, dict[str, Series]]) -> None:
@@ -261,10 +285,15 @@ def _write(groups: dict[DimensionValues, dict[str, Series]]) -> None:
 
 # ------------------------------------------------------------------------------------------- validation
 def _check_metric(name: str, value: Any, unit: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"metric name {name!r} must be CamelCase ASCII, at most {MAX_NAME_LENGTH} characters")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"metric {name} needs a finite number, got {value!r}")
+    _check_metric_name(name, unit)
+
+
+@functools.lru_cache(maxsize=256)  # a service uses a handful of names: each is checked once
+def _check_metric_name(name: str, unit: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"metric name {name!r} must be CamelCase ASCII, at most {MAX_NAME_LENGTH} characters")
     if unit not in UNITS:
         raise ValueError(f"metric {name}: {unit!r} is not a CloudWatch unit")
 

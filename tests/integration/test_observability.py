@@ -91,13 +91,13 @@ def test_a_creation_counts_the_job_by_format_and_its_bytes(
     assert datapoints(out.documents, "JobsCreated", Format=fmt) == [1]
     assert datapoints(out.documents, "UploadBytes") == [len(content)] == [reply.data["blueprint_size"]]
     (created,) = [d for d in out.documents if "JobsCreated" in metric_names(d)]
-    assert dimensions_of(created) == ["Service", "Environment", "Format"]
+    assert dimensions_of(created, "JobsCreated") == ["Service", "Environment", "Format"]
     assert (created["Service"], created["Environment"]) == ("job-api", "dev")
     assert created["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace()
     assert unit_of(created, "JobsCreated") == "Count"
     (uploaded,) = [d for d in out.documents if "UploadBytes" in metric_names(d)]
     assert unit_of(uploaded, "UploadBytes") == "Bytes"
-    assert dimensions_of(uploaded) == ["Service", "Environment"]
+    assert dimensions_of(uploaded, "UploadBytes") == ["Service", "Environment"]
 
 
 def test_a_request_writes_its_metrics_in_a_few_lines_after_its_summary(
@@ -106,8 +106,10 @@ def test_a_request_writes_its_metrics_in_a_few_lines_after_its_summary(
     reply = create(unique_png())
     out = read(capsys)
 
-    # One document per dimension set: (defaults: UploadBytes), (Format: JobsCreated), (Route: Latency).
-    assert len(out.documents) == 3
+    # One document, one directive per dimension set: (defaults: UploadBytes), (Format: JobsCreated), (Route: Latency).
+    assert len(out.documents) == 1
+    (document,) = out.documents
+    assert len(document["_aws"]["CloudWatchMetrics"]) == 3
     assert all(d["request_id"] == reply.headers["X-Request-ID"] for d in out.documents)
     positions = [out.lines.index(d) for d in out.documents]
     assert min(positions) > out.lines.index(out.summary()), "written when the request ends"
@@ -123,12 +125,13 @@ def test_latency_is_by_route_template_never_the_raw_path(warm: Stack, capsys: py
     out = read(capsys)
 
     (latency,) = [d for d in out.documents if "Latency" in metric_names(d)]
-    assert dimensions_of(latency) == ["Service", "Environment", "Route"]
+    assert dimensions_of(latency, "Latency") == ["Service", "Environment", "Route"]
     assert latency["Route"] == "GET /api/v1/jobs/{job_id}"
     assert unit_of(latency, "Latency") == "Milliseconds"
     assert latency["Latency"] == out.summary()["latency_ms"]
     for document in out.documents:
-        assert all(job_id not in str(document[key]) for key in dimensions_of(document))
+        keys = {key for name in metric_names(document) for key in dimensions_of(document, name)}
+        assert all(job_id not in str(document[key]) for key in keys)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +176,7 @@ def test_an_error_counts_once_under_its_code(
     assert reply.error["code"] == code
     assert datapoints(out.documents, "Errors") == [1]
     (errors,) = [d for d in out.documents if "Errors" in metric_names(d)]
-    assert dimensions_of(errors) == ["Service", "Environment", "Code"]
+    assert dimensions_of(errors, "Errors") == ["Service", "Environment", "Code"]
     assert errors["Code"] == code
     assert unit_of(errors, "Errors") == "Count"
     assert out.summary()["error_code"] == code
@@ -209,7 +212,7 @@ def test_cold_start_only_on_the_first_invocation(aws: Stack, capsys: pytest.Capt
 
     assert datapoints(first.documents, "ColdStart") == [1]
     (cold,) = [d for d in first.documents if "ColdStart" in metric_names(d)]
-    assert dimensions_of(cold) == ["Service", "Environment"]
+    assert dimensions_of(cold, "ColdStart") == ["Service", "Environment"]
     assert cold["Environment"] == "dev", "the settings loaded later in the request still name the dimension"
     assert first.summary()["cold_start"] is True
     assert datapoints(second.documents, "ColdStart") == []

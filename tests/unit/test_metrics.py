@@ -155,7 +155,7 @@ def test_outside_a_scope_each_metric_is_written_at_once(capsys: pytest.CaptureFi
     assert written(capsys) == []
 
 
-def test_a_scope_buffers_until_it_ends_then_writes_one_document_per_dimension_set(
+def test_a_scope_buffers_until_it_ends_then_writes_one_line_with_a_directive_per_dimension_set(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with metrics.scope() as buffer:
@@ -166,15 +166,15 @@ def test_a_scope_buffers_until_it_ends_then_writes_one_document_per_dimension_se
         assert written(capsys) == []
         assert len(buffer) == 4
 
-    documents = written(capsys)
-    assert len(documents) == 3
-    by_dimensions = {tuple(dimensions_of(d)): d for d in documents}
-    defaults = ("Service", "Environment")
-    assert set(by_dimensions) == {defaults, (*defaults, "Format"), (*defaults, "Route")}
-    assert metric_names(by_dimensions[defaults]) == ["ColdStart", "UploadBytes"]
-    assert unit_of(by_dimensions[defaults], "UploadBytes") == "Bytes"
-    assert by_dimensions[(*defaults, "Format")]["JobsCreated"] == 1
-    assert by_dimensions[(*defaults, "Route")]["Latency"] == 5.5
+    (document,) = written(capsys)  # one line: a directive per dimension set
+    defaults = ["Service", "Environment"]
+    directives = document["_aws"]["CloudWatchMetrics"]
+    assert [d["Dimensions"] for d in directives] == [[defaults], [[*defaults, "Format"]], [[*defaults, "Route"]]]
+    names = [[m["Name"] for m in d["Metrics"]] for d in directives]
+    assert names == [["ColdStart", "UploadBytes"], ["JobsCreated"], ["Latency"]]
+    assert unit_of(document, "UploadBytes") == "Bytes"
+    assert (document["JobsCreated"], document["Format"]) == (1, "png")
+    assert (document["Latency"], document["Route"]) == (5.5, "POST /api/v1/jobs")
 
 
 def test_different_dimension_values_are_different_documents(capsys: pytest.CaptureFixture[str]) -> None:
