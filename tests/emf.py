@@ -53,13 +53,15 @@ def assert_valid_emf(document: dict[str, Any]) -> None:
         assert set(directive) == {"Namespace", "Dimensions", "Metrics"}
         namespace = directive["Namespace"]
         assert isinstance(namespace, str)
-        assert 1 <= len(namespace) <= 255
+        assert len(namespace) >= 1
+        assert len(namespace) <= 255
         assert not namespace.startswith("AWS/")
         dimension_sets = directive["Dimensions"]
         assert isinstance(dimension_sets, list)
         for dimension_set in dimension_sets:
             assert isinstance(dimension_set, list)
-            assert 1 <= len(dimension_set) <= 30
+            assert len(dimension_set) >= 1
+            assert len(dimension_set) <= 30
             assert len(set(dimension_set)) == len(dimension_set)
             for key in dimension_set:
                 value = document[key]  # a target member per dimension ...
@@ -68,17 +70,20 @@ def assert_valid_emf(document: dict[str, Any]) -> None:
                 assert len(value) <= 1024
         metrics = directive["Metrics"]
         assert isinstance(metrics, list)
-        assert 1 <= len(metrics) <= 100
+        assert len(metrics) >= 1
+        assert len(metrics) <= 100
         names = [metric["Name"] for metric in metrics]
         assert len(set(names)) == len(names), "a metric appears once per directive"
         for metric in metrics:
             assert set(metric) <= {"Name", "Unit", "StorageResolution"}
             assert isinstance(metric["Name"], str)
-            assert 1 <= len(metric["Name"]) <= 255
+            assert len(metric["Name"]) >= 1
+            assert len(metric["Name"]) <= 255
             assert metric.get("Unit", "None") in UNITS
             value = document[metric["Name"]]  # a target member per metric: a number or up to 100 numbers
             values = value if isinstance(value, list) else [value]
-            assert 1 <= len(values) <= 100
+            assert len(values) >= 1
+            assert len(values) <= 100
             for number in values:
                 assert isinstance(number, int | float)
                 assert not isinstance(number, bool)

@@ -39,7 +39,9 @@ class FaultyClient:
     """Delegates to ``real``; ``faults[operation]`` is a list of exceptions raised by successive calls.
 
     ``always`` makes an operation fail on every call (after the first ``after[operation]`` calls).
-    ``calls`` counts calls per operation, so tests can assert how often the code under test retried.
+    ``landed[operation]`` lists exceptions raised *after* successive calls reached the real client: a write
+    that landed but whose answer was lost. ``calls`` counts calls per operation, so tests can assert how
+    often the code under test retried.
     """
 
     def __init__(
@@ -48,8 +50,10 @@ class FaultyClient:
         faults: dict[str, list[BaseException]] | None = None,
         always: dict[str, Callable[[], BaseException]] | None = None,
         after: dict[str, int] | None = None,
+        landed: dict[str, list[BaseException]] | None = None,
     ) -> None:
         self._real = real
+        self._landed = {k: list(v) for k, v in (landed or {}).items()}
         self._faults = {k: list(v) for k, v in (faults or {}).items()}
         self._always = always or {}
         self._after = after or {}
@@ -67,7 +71,11 @@ class FaultyClient:
             pending = self._faults.get(name)
             if pending:
                 raise pending.pop(0)
-            return attr(*args, **kwargs)
+            result = attr(*args, **kwargs)
+            lost = self._landed.get(name)
+            if lost:
+                raise lost.pop(0)
+            return result
 
         return call
 

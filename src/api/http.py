@@ -152,7 +152,6 @@ def _reject_constant(name: str) -> Any:
 
 #: A ``\uD800``-``\uDFFF`` escape (a cheap pre-check: most bodies have none, and a pair is fine).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -166,7 +165,7 @@ def _has_lone_surrogate(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if _LONE_SURROGATE.search(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item)

@@ -317,7 +317,9 @@ def test_bucket_is_versioned_and_every_noncurrent_version_expires_within_a_week(
     for rule in rules:
         # With ExpirationInDays, S3 also removes the delete markers that expiry leaves behind.
         assert "ExpirationInDays" in rule, rule["Id"]
-        assert 1 <= rule["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 7, rule["Id"]
+        noncurrent_days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        assert noncurrent_days >= 1, rule["Id"]
+        assert noncurrent_days <= 7, rule["Id"]
 
 
 def test_deleted_uploads_do_not_linger_as_old_versions(stack: Stack) -> None:

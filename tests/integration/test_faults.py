@@ -130,17 +130,7 @@ def test_a_record_write_that_landed_before_its_connection_dropped_counts_once(
 ) -> None:
     real = boto3.client("dynamodb", region_name="us-east-1")
 
-    class LandsThenDrops(FaultyClient):
-        dropped = False
-
-        def put_item(self, **kwargs: Any) -> Any:
-            result = real.put_item(**kwargs)
-            if not self.dropped:
-                self.dropped = True
-                raise connection_error()
-            return result
-
-    aws_clients.set_client("dynamodb", LandsThenDrops(real))
+    aws_clients.set_client("dynamodb", FaultyClient(real, landed={"put_item": [connection_error()]}))
 
     reply = create(samples.png())
 
@@ -152,17 +142,7 @@ def test_a_record_write_that_landed_before_its_connection_dropped_counts_once(
 def test_an_upload_that_landed_before_its_connection_dropped_counts_once(s3: Any, clock: FakeClock) -> None:
     real = boto3.client("s3", region_name="us-east-1")
 
-    class LandsThenDrops(FaultyClient):
-        dropped = False
-
-        def put_object(self, **kwargs: Any) -> Any:
-            result = real.put_object(**kwargs)
-            if not self.dropped:
-                self.dropped = True
-                raise connection_error()
-            return result
-
-    aws_clients.set_client("s3", LandsThenDrops(real))
+    aws_clients.set_client("s3", FaultyClient(real, landed={"put_object": [connection_error()]}))
 
     reply = create(samples.png())
 

@@ -310,17 +310,7 @@ def test_a_count_that_landed_before_its_connection_dropped_counts_once(
     job_id = completed_job()["job_id"]
     real = boto3.client("dynamodb", region_name="us-east-1")
 
-    class LandsThenDrops(FaultyClient):
-        dropped = False
-
-        def update_item(self, **kwargs: Any) -> Any:
-            result = real.update_item(**kwargs)
-            if not self.dropped:
-                self.dropped = True
-                raise connection_error()
-            return result
-
-    aws_clients.set_client("dynamodb", LandsThenDrops(real))
+    aws_clients.set_client("dynamodb", FaultyClient(real, landed={"update_item": [connection_error()]}))
 
     reply = feedback(job_id, {"rating": 5})
 
