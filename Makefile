@@ -13,6 +13,9 @@ STAMP := $(VENV)/.installed
 CI_VENV := .venv-ci
 CI_STAMP := $(CI_VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The TypeScript client (clients/typescript): its own package.json and lock file, its own node_modules.
+TS_CLIENT := clients/typescript
+TS_STAMP := $(TS_CLIENT)/node_modules/.installed
 PORT ?= 3000
 REGION ?= us-east-1
 
@@ -21,7 +24,8 @@ export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
-.PHONY: help install run test lint lint-ci format typecheck pytest unit integration e2e smoke cfn-lint sam-build bench load fuzz clean lock
+.PHONY: help install run test lint lint-ci format typecheck pytest unit integration e2e smoke cfn-lint sam-build bench load fuzz clean lock \
+	ts-client ts-generate screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,12 +46,16 @@ $(NODE_STAMP): package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error --silent 2>&1 | { grep -v 'Unknown user config' || true; }
 	@touch $@
 
+$(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	@cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error --silent 2>&1 | { grep -v 'Unknown user config' || true; }
+	@touch $@
+
 install: $(STAMP) ## create .venv and install the pinned tools
 
 run: $(STAMP) ## serve the API on http://127.0.0.1:$(PORT) with embedded emulated AWS
 	@PORT=$(PORT) $(BIN)/python -m local_api
 
-test: $(STAMP) lint typecheck pytest cfn-lint sam-build lint-ci ## every check: lint, types, tests + coverage, template lint, build
+test: $(STAMP) lint typecheck pytest ts-client cfn-lint sam-build lint-ci ## every check: lint, types, tests + coverage, clients, template lint, build
 	@echo "make test: all checks passed"
 
 lint: $(STAMP) ## ruff lint and format check
@@ -75,6 +83,17 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 e2e: $(STAMP) ## e2e tests only (set API_URL to run them against a deployed stack)
 	$(BIN)/python -m pytest tests/e2e
+
+ts-client: $(STAMP) $(TS_STAMP) ## TypeScript client: generated types and explorer page up to date, tsc, node tests
+	cd $(TS_CLIENT) && npm run --silent check-generated
+	cd $(TS_CLIENT) && LD_PYTHON=$(BIN)/python npm test --silent
+
+ts-generate: $(TS_STAMP) ## regenerate the client's types from src/api/openapi.json and rebuild the explorer page
+	cd $(TS_CLIENT) && npm run --silent generate && npm run --silent bundle
+
+screenshots: $(STAMP) ## the explorer page's screenshots -> docs/images (drives it in headless Chromium)
+	EXPLORER_SCREENSHOTS=$(abspath docs/images) $(BIN)/python -m pytest tests/e2e/test_explorer_browser.py -p no:xdist -q \
+	  -k "the_page_uploads"
 
 smoke: $(STAMP) ## the post-deploy smoke test: e2e against API_URL (with API_KEY and OTHER_API_KEY)
 	@test -n "$$API_URL" || { echo "set API_URL (and API_KEY, OTHER_API_KEY)"; exit 2; }
@@ -108,5 +127,5 @@ lock: ## re-pin constraints-dev.txt from a clean install of requirements-dev.txt
 	  /tmp/ld-lock/bin/pip freeze | grep -v '^pip==' ) > constraints-dev.txt
 
 clean: ## remove caches and build output (keeps .venv)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .aws-sam .schemathesis .hypothesis
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .aws-sam .schemathesis .hypothesis $(TS_CLIENT)/build
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
