@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Location Detection API listening on http://{host}:{port}", flush=True)
     for key in keys:
         print(f"  API key: {key}   (send it as X-API-Key; set DEV_API_KEYS=k1,k2 to choose your own)", flush=True)
+    print(f"  explorer page: http://{host}:{port}/   (local only: paste a key, drop blueprints)", flush=True)
     print(f"  emulated AWS: {endpoint}   (Ctrl-C stops both)", flush=True)
     try:
         server.serve_forever()

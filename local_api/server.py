@@ -9,6 +9,7 @@ What it does, in the order a request meets it:
    function's timeout from the template;
 4. its result goes back to the client the way API Gateway returns it (including ``isBase64Encoded``
    and the simple-response inference).
+One exception, local only: ``GET /`` answers the explorer page (``local_api/explorer.py``).
 Development only: nothing here is packaged into the Lambda (``CodeUri`` is ``src/``).
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local_api import moto_atomic
+from local_api import explorer, moto_atomic
 from local_api.cfn_template import Stack, load_template
 from local_api.provision import provision, provision_api_keys
 
@@ -180,6 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     invoke: Callable[[dict[str, Any]], Any]
     quiet = False
+    aws_endpoint_url = ""  # for the explorer page's Content-Security-Policy
 
     def handle_one_request(self) -> None:
         try:
@@ -196,6 +198,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             self._send(*transport_error(_TOO_LARGE))
+            return
+        page = explorer.response(self.command, self.path, self.aws_endpoint_url)
+        if page is not None:
+            self._send(*page)
             return
         event = build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD_BYTES:
@@ -361,7 +367,12 @@ def make_server(port: int, stack: Stack, quiet: bool = False) -> ThreadingHTTPSe
     def invoke(event: dict[str, Any]) -> Any:
         return lambda_handler(event, LambdaContext(function_name, timeout))
 
-    handler = type("LocalApiHandler", (_Handler,), {"invoke": staticmethod(invoke), "quiet": quiet})
+    attributes = {
+        "invoke": staticmethod(invoke),
+        "quiet": quiet,
+        "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL", ""),
+    }
+    handler = type("LocalApiHandler", (_Handler,), attributes)
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     return server
