@@ -30,10 +30,12 @@ export AWS_DEFAULT_REGION ?= $(REGION)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt constraints-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints-dev.txt clients/python/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing development dependencies into $(VENV) (first run takes a few minutes)..."
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@# ldclient (its dependencies, httpx and rich, are pinned above), editable: the checkout's code is the command's
+	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e ./clients/python 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 $(CI_STAMP): requirements-ci-tools.txt constraints-ci-tools.txt
@@ -71,8 +73,8 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP) ## mypy (strict) on the Lambda's code, the local API and the operator CLI
-	$(BIN)/mypy src local_api ops
+typecheck: $(STAMP) ## mypy (strict) on the Lambda's code, the local API, the operator CLI and ldclient
+	$(BIN)/mypy src local_api ops clients/python/src/ldclient
 
 pytest: $(STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
 	$(BIN)/python -m pytest -n auto --dist loadfile --cov --cov-report=term-missing

@@ -1,0 +1,330 @@
+"""``ldclient`` (clients/python) against the local API over HTTP, run as a person or a script runs it.
+
+Each command is a real process (``python -m ldclient`` from the checkout, the same code as the installed
+``ldclient``) with ``LD_API_URL`` / ``LD_API_KEY`` or a config file. Retries are proven through a small
+loopback proxy that loses the first create's answer after the API made the job, then answers 429 and 503
+with ``Retry-After``: the create still makes exactly one job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from ldclient import Client, Created, RetryPolicy
+from tests import samples
+from tests.e2e.conftest import API_KEY, OTHER_API_KEY, ROOT, LocalServer
+
+pytestmark = pytest.mark.e2e
+
+SOURCE = ROOT / "clients" / "python" / "src"
+RESULT_FILE = ROOT / "examples" / "result.json"
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return dict(json.loads(self.stderr.strip().splitlines()[-1])["error"])
+
+
+def _env(url: str | None, key: str | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "AWS_ENDPOINT_URL"))}
+    env["PYTHONPATH"] = str(SOURCE)
+    env["XDG_CONFIG_HOME"] = str(Path(extra.pop("home", "/nonexistent")))  # no personal config file
+    if url:
+        env["LD_API_URL"] = url
+    if key:
+        env["LD_API_KEY"] = key
+    env.update(extra)
+    return env
+
+
+def ldclient(*args: str, url: str | None, key: str | None = API_KEY, **extra: str) -> Run:
+    done = subprocess.run(
+        [sys.executable, "-m", "ldclient", *args],
+        env=_env(url, key, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def _file(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def _ops(server: LocalServer, *args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env["LOCAL_API_STATE"] = server.state_file
+    command = [sys.executable, "-m", "ops", "--local", "jobs", *args]
+    subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60, check=True)
+
+
+def test_submit_direct_and_presigned_then_get_list_and_cancel(local_server: LocalServer, tmp_path: Path) -> None:
+    small = _file(tmp_path, "ground floor.png", samples.png(extra=os.urandom(8)))
+    large = _file(tmp_path, "site.pdf", samples.pdf(extra=os.urandom(5 * 1024 * 1024)))  # over the 4 MB direct limit
+
+    submitted = ldclient("--json", "submit", str(small), str(large), url=local_server.url)
+
+    assert submitted.code == 0, submitted.stderr
+    by_file = {Path(r["file"]).name: r for r in submitted.json}
+    assert by_file["ground floor.png"]["upload"] == "direct"
+    assert by_file["site.pdf"]["upload"] == "presigned"
+    for path in (small, large):
+        job = by_file[path.name]["job"]
+        assert job["status"] == "pending"
+        assert job["blueprint_filename"] == path.name
+        assert job["blueprint_size"] == path.stat().st_size
+        assert job["blueprint_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()  # the bytes arrived intact
+    job_id = by_file["site.pdf"]["job"]["job_id"]
+
+    shown = ldclient("--json", "get", job_id, url=local_server.url)
+    assert shown.code == 0
+    assert shown.json["job_id"] == job_id
+    listed = ldclient("--json", "list", "--status", "pending", "--all", url=local_server.url)
+    assert {r["job"]["job_id"] for r in submitted.json} <= {j["job_id"] for j in listed.json}
+    assert all(j["status"] == "pending" for j in listed.json)
+    assert len(ldclient("--json", "list", "--limit", "1", url=local_server.url).json) == 1
+
+    for _ in range(2):  # idempotent
+        cancelled = ldclient("--json", "cancel", job_id, url=local_server.url)
+        assert cancelled.code == 0, cancelled.stderr
+        assert cancelled.json["status"] == "cancelled"
+    human = ldclient("list", "--status", "cancelled", url=local_server.url)
+    assert human.code == 0
+    assert job_id in human.stdout
+
+
+def test_submit_wait_follows_jobs_to_their_final_status(local_server: LocalServer, tmp_path: Path) -> None:
+    done_file = _file(tmp_path, "done.png", samples.png(extra=os.urandom(8)))
+    dropped_file = _file(tmp_path, "dropped.png", samples.png(extra=os.urandom(8)))
+    hashes = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in (done_file, dropped_file)}
+    command = [sys.executable, "-m", "ldclient", "--json", "submit", str(done_file), str(dropped_file), "--wait"]
+    waiting = subprocess.Popen(command, env=_env(local_server.url, API_KEY), stdout=subprocess.PIPE, text=True)
+    try:
+        with Client(local_server.url, API_KEY) as api:
+            ids = _wait_for_jobs(api, hashes)
+            _ops(local_server, "complete", ids["done.png"], "--start", "--result", str(RESULT_FILE))
+            api.cancel_job(ids["dropped.png"])
+        stdout, _ = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+
+    assert waiting.returncode == 4  # one job ended cancelled
+    final = {Path(r["file"]).name: r["job"] for r in json.loads(stdout)}
+    assert final["done.png"]["status"] == "completed"
+    assert final["done.png"]["result_url"].startswith("http://127.0.0.1:")
+    assert final["dropped.png"]["status"] == "cancelled"
+
+    job_id = final["done.png"]["job_id"]
+    rated = ldclient(
+        "--json", "feedback", job_id, "--rating", "5", "--corrections", '{"merge": ["room_1"]}', url=local_server.url
+    )
+    assert rated.code == 0, rated.stderr
+    assert rated.json["rating"] == 5
+    assert rated.json["corrections"] == {"merge": ["room_1"]}
+    assert rated.json["feedback_count"] == 1
+    refused = ldclient("--json", "cancel", job_id, url=local_server.url)
+    assert refused.code == 1
+    assert refused.error["code"] == "JOB_ALREADY_COMPLETED"
+    assert refused.error["request_id"].startswith("req_")
+    assert ldclient("feedback", job_id, "--rating", "9", url=local_server.url).code == 2  # usage
+
+
+def _wait_for_jobs(api: Client, hashes: dict[str, str]) -> dict[str, str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = {hashes[j["blueprint_hash"]]: j["job_id"] for j in api.list_jobs() if j["blueprint_hash"] in hashes}
+        if len(found) == len(hashes):
+            return found
+        time.sleep(0.2)
+    raise AssertionError("ldclient submit never created its jobs")
+
+
+def test_exit_codes_and_configuration(local_server: LocalServer, tmp_path: Path) -> None:
+    url = local_server.url
+    missing_key = ldclient("list", url=url, key=None, home=str(tmp_path))
+    assert missing_key.code == 2
+    assert "no API key" in missing_key.stderr
+    bad_key = ldclient("--json", "list", url=url, key="ldk_not_a_key")
+    assert (bad_key.code, bad_key.error["code"], bad_key.error["status"]) == (1, "UNAUTHORIZED", 401)
+    unknown = ldclient("--json", "get", "job_20200101T000000_0000000000000000", url=url)
+    assert (unknown.code, unknown.error["code"]) == (1, "JOB_NOT_FOUND")
+    assert ldclient("submit", str(tmp_path / "nope.png"), url=url).code == 2
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    unreachable = ldclient("--retries", "2", "list", url=closed)
+    assert unreachable.code == 3
+    assert "NetworkError" in unreachable.stderr
+
+    # A config file (chmod 600) works without the environment; the environment wins over it.
+    config = tmp_path / "ldclient.toml"
+    config.write_text(f'api_url = "{url}"\napi_key = "{OTHER_API_KEY}"\n')
+    config.chmod(0o600)
+    from_file = ldclient("--config", str(config), "--json", "list", url=None, key=None)
+    assert from_file.code == 0, from_file.stderr
+    assert "warning" not in from_file.stderr
+    overridden = ldclient("--config", str(config), "--json", "list", url=None, key="ldk_not_a_key")
+    assert overridden.code == 1
+    config.chmod(0o644)
+    assert "others may read it" in ldclient("--config", str(config), "list", url=None, key=None).stderr
+
+    pending = _file(tmp_path, "slow.png", samples.png(extra=os.urandom(8)))
+    timed_out = ldclient("--json", "submit", str(pending), "--wait", "--timeout", "1", url=url)
+    assert timed_out.code == 5
+    assert timed_out.json[0]["job"]["status"] == "pending"
+    assert timed_out.json[0]["error"]["code"] == "WaitTimeout"
+
+
+def _closed_port() -> int:
+    from local_api.server import free_port
+
+    return free_port()
+
+
+@dataclass
+class FaultyProxy:
+    """In front of the API: the first create lands and loses its answer; then 429, then 503; then through."""
+
+    upstream: str
+    faults: list[str] = field(default_factory=lambda: ["lose", "429", "503"])
+    creates: list[tuple[float, str]] = field(default_factory=list)
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        is_create = handler.command == "POST" and urlsplit(handler.path).path == "/api/v1/jobs"
+        fault = self.faults.pop(0) if is_create and self.faults else None
+        if is_create:
+            self.creates.append((time.monotonic(), handler.headers.get("Idempotency-Key", "")))
+        if fault in ("429", "503"):
+            code = "RATE_LIMITED" if fault == "429" else "SERVICE_UNAVAILABLE"
+            payload = json.dumps({"status": "error", "error": {"code": code, "message": "try later"}}).encode()
+            self._answer(handler, int(fault), [("Retry-After", "1"), ("Content-Type", "application/json")], payload)
+            return
+        status, headers, answer = self._forward(handler, body)
+        if fault == "lose":  # the API made the job; the client never hears of it
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._answer(handler, status, headers, answer)
+
+    def _forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        upstream = http.client.HTTPConnection(urlsplit(self.upstream).netloc, timeout=30)
+        try:
+            upstream.request(handler.command, handler.path, body=body, headers=dict(handler.headers.items()))
+            response = upstream.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            upstream.close()
+
+    @staticmethod
+    def _answer(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        handler.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+@pytest.fixture
+def faulty_proxy(local_server: LocalServer) -> Iterator[tuple[FaultyProxy, str]]:
+    proxy = FaultyProxy(local_server.url)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            proxy.handle(self)
+
+        do_POST = do_DELETE = do_GET  # noqa: N815 - http.server's names
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield proxy, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_lost_answer_then_429_and_503_make_one_job(
+    faulty_proxy: tuple[FaultyProxy, str], local_server: LocalServer, tmp_path: Path
+) -> None:
+    proxy, url = faulty_proxy
+    path = _file(tmp_path, "retried.png", samples.png(extra=os.urandom(8)))
+
+    run = ldclient("--json", "submit", str(path), url=url)
+
+    assert run.code == 0, run.stderr
+    assert proxy.faults == []
+    times, keys = zip(*proxy.creates, strict=True)
+    assert len(keys) == 4
+    assert len(set(keys)) == 1, "one Idempotency-Key for every attempt of the create"
+    assert times[2] - times[1] >= 0.95  # Retry-After: 1 after the 429
+    assert times[3] - times[2] >= 0.95  # and after the 503
+    assert run.json[0]["replayed"] is True
+    with Client(local_server.url, API_KEY) as api:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert [j["job_id"] for j in api.list_jobs() if j["blueprint_hash"] == digest] == [run.json[0]["job"]["job_id"]]
+
+
+def test_progress_is_reported_as_the_bytes_go(local_server: LocalServer, tmp_path: Path) -> None:
+    path = _file(tmp_path, "plan.pdf", samples.pdf(extra=os.urandom(1024 * 1024)))
+    size = path.stat().st_size
+    for strategy, direct_limit in (("direct", 4 * 1024 * 1024), ("presigned", 1024)):
+        created, events = _create_with_progress(local_server.url, path, direct_limit)
+        assert created.path == strategy
+        assert created.job["blueprint_hash"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        sent = [s for s, _ in events]
+        assert sent == sorted(sent)
+        assert {t for _, t in events} == {size}
+        assert sent[0] == 0
+        assert sent[-1] == size
+        assert len(sent) >= 5, events  # 256 KB chunks
+
+
+def _create_with_progress(url: str, path: Path, direct_limit: int) -> tuple[Created, list[tuple[int, int]]]:
+    events: list[tuple[int, int]] = []
+    with Client(url, API_KEY, direct_limit=direct_limit, retry=RetryPolicy(attempts=2)) as api:
+        created = api.create_job(path, progress=lambda sent, total: events.append((sent, total)))
+    return created, events
+
+
+def test_the_installed_command_is_there() -> None:
+    """``make install`` puts ``ldclient`` into the venv (pip install of clients/python)."""
+    command = Path(sys.executable).with_name("ldclient")
+    assert command.is_file(), "run make install (it installs clients/python into .venv)"
+    version = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    assert version.returncode == 0
+    assert version.stdout.strip() == "ldclient 0.1.0"
