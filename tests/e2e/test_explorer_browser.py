@@ -231,6 +231,15 @@ def test_401_and_413_come_back_as_typed_errors(page: Any) -> None:
     assert "uploads" in errors["payload"]["message"]  # the transport's 413 points to the upload flow
 
 
+#: A `DataTransfer` holding one PNG, for a `drop` event on the drop zone.
+DROPPED_FILE = """([name, base64]) => {
+  const transfer = new DataTransfer();
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  transfer.items.add(new File([bytes], name, {type: "image/png"}));
+  return transfer;
+}"""
+
+
 def _row(page: Any, job_id: str) -> Any:
     return page.locator(f'#jobs tr[data-job-id="{job_id}"]')
 
@@ -243,13 +252,9 @@ def test_the_page_uploads_shows_a_completed_result_over_the_blueprint_and_cancel
     page.fill("#api-key", API_KEY)
     page.click("#key-form button[type=submit]")
 
-    page.set_input_files(
-        "#files",
-        [
-            {"name": "ground-floor.png", "mimeType": "image/png", "buffer": plan},
-            {"name": "annex.png", "mimeType": "image/png", "buffer": other},
-        ],
-    )
+    page.set_input_files("#files", [{"name": "ground-floor.png", "mimeType": "image/png", "buffer": plan}])
+    dropped = page.evaluate_handle(DROPPED_FILE, ["annex.png", base64.b64encode(other).decode()])
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})  # as a file dragged onto the page
     uploads = page.locator("#uploads li[data-job-id]")
     uploads.nth(1).wait_for()
     by_name = {uploads.nth(i).get_attribute("data-file"): uploads.nth(i).get_attribute("data-job-id") for i in range(2)}
@@ -264,7 +269,9 @@ def test_the_page_uploads_shows_a_completed_result_over_the_blueprint_and_cancel
 
     # The pipeline's part, by the operator CLI; the page sees it by polling.
     _ops(local_server, "complete", plan_job, "--start", "--result", str(RESULT_FILE))
+    _ops(local_server, "start", other_job)
     page.locator(f'#jobs tr[data-job-id="{plan_job}"][data-status="completed"]').wait_for()
+    page.locator(f'#jobs tr[data-job-id="{other_job}"][data-status="processing"]').wait_for()
     if SCREENSHOTS:
         page.screenshot(path=str(Path(SCREENSHOTS) / "explorer-jobs.png"), full_page=True)
 

@@ -73,7 +73,7 @@ export async function startLocalApi(): Promise<LocalApi> {
           if (existsSync(stateFile)) rmSync(stateFile);
           done();
         });
-        child.kill("SIGINT");
+        child.kill("SIGTERM"); // handled by local_api; SIGINT may be ignored in a background job
       }),
   };
 }
