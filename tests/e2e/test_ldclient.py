@@ -179,6 +179,21 @@ def test_exit_codes_and_configuration(local_server: LocalServer, tmp_path: Path)
     unknown = ldclient("--json", "get", "job_20200101T000000_0000000000000000", url=url)
     assert (unknown.code, unknown.error["code"]) == (1, "JOB_NOT_FOUND")
     assert ldclient("submit", str(tmp_path / "nope.png"), url=url).code == 2
+    plan = _file(tmp_path, "plan.png", samples.png(extra=os.urandom(8)))
+    assert ldclient("submit", str(plan), "--idempotency-key", "has space", url=url).code == 2
+
+    # 413 both ways: a direct body over the transport's limit, and a declared size over 50 MB.
+    big = _file(tmp_path, "big.pdf", samples.pdf(extra=os.urandom(7 * 1024 * 1024)))
+    too_big = ldclient("--json", "submit", str(big), "--upload", "direct", url=url)
+    assert too_big.code == 1
+    assert too_big.json[0]["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    huge = _file(tmp_path, "huge.pdf", samples.pdf())
+    with huge.open("r+b") as sparse:
+        sparse.truncate(50 * 1024 * 1024 + 1)  # no 50 MB written: the API refuses the declared size first
+    refused = ldclient("--json", "submit", str(huge), url=url)
+    assert refused.code == 1
+    assert refused.json[0]["error"]["code"] == "FILE_TOO_LARGE"
+    assert refused.json[0]["error"]["details"]["max_bytes"] == 50 * 1024 * 1024
     closed = f"http://127.0.0.1:{_closed_port()}"
     unreachable = ldclient("--retries", "2", "list", url=closed)
     assert unreachable.code == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from ldclient.output import Output
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_COMPLETED, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+VISIBLE_ASCII = re.compile(r"[\x21-\x7e]{1,247}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="then wait until each job is final")
     submit.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits per job (default 600)")
     submit.add_argument("--idempotency-key", help="for one file: reuse to retry a create safely from a new run")
-    submit.add_argument("--upload", choices=("auto", "direct", "presigned"), default="auto", help=argparse.SUPPRESS)
+    submit.add_argument(
+        "--upload",
+        choices=("auto", "direct", "presigned"),
+        default="auto",
+        help="auto (default): files up to 4 MB in the request, larger ones through a presigned upload",
+    )
     submit.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
     for name, text in (("get", "show a job"), ("cancel", "cancel a job (idempotent)"), ("erase", "erase a job")):
@@ -82,6 +89,8 @@ def _submit(client: Client, args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"no such file: {', '.join(missing)}")
     if args.idempotency_key and len(args.files) > 1:
         raise UsageError("--idempotency-key names one logical create: give one file")
+    if args.idempotency_key and not VISIBLE_ASCII.fullmatch(args.idempotency_key):
+        raise UsageError("--idempotency-key: 1 to 247 visible ASCII characters (.upload and .job are appended)")
     results: list[dict[str, Any]] = []
     codes = [EXIT_OK]
     with out.progress(enabled=not args.no_progress) as bars:
