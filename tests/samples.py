@@ -1,9 +1,24 @@
-"""Small but real blueprint files (and impostors) for tests."""
+"""Small but real blueprint files (and impostors) for tests.
+
+The JPEG and PDF fixtures in ``tests/fixtures/`` were made once by an image tool (see its README) and are
+committed; ``jpg()`` and ``pdf()`` add bytes to them where the format allows any (a JPEG comment segment,
+a PDF comment line before ``startxref``), so each test can have a file with a hash of its own that is
+still a well-formed file.
+"""
 
 from __future__ import annotations
 
 import struct
 import zlib
+from functools import cache
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@cache
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
 
 
 def png(width: int = 2, height: int = 2, extra: bytes = b"") -> bytes:
@@ -20,22 +35,23 @@ def png(width: int = 2, height: int = 2, extra: bytes = b"") -> bytes:
 
 
 def jpg(extra: bytes = b"") -> bytes:
-    """A JPEG byte stream (SOI, APP0/JFIF, comment, EOI): what the magic-byte check looks at."""
-    comment = b"blueprint" + extra
-    return (
-        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-        + b"\xff\xfe"
-        + struct.pack(">H", len(comment) + 2)
-        + comment
-        + b"\xff\xd9"
+    """The real 48x32 baseline JPEG fixture; ``extra`` goes into comment (COM) segments after SOI."""
+    base = fixture("baseline.jpg")
+    comments = b"".join(
+        b"\xff\xfe" + struct.pack(">H", len(part) + 2) + part
+        for part in (extra[i : i + 65533] for i in range(0, len(extra), 65533))
     )
+    return base[:2] + comments + base[2:]
 
 
 def pdf(extra: bytes = b"") -> bytes:
-    return (
-        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-        b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n" + extra + b"\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-    )
+    """The real one-page PDF fixture; ``extra`` goes into a comment line just before ``startxref``
+    (after the cross-reference table, so every offset in the file stays right)."""
+    base = fixture("plan.pdf")
+    if not extra:
+        return base
+    at = base.rindex(b"startxref")
+    return base[:at] + b"%" + extra.replace(b"\r", b" ").replace(b"\n", b" ") + b"\n" + base[at:]
 
 
 GIF = (
