@@ -4,20 +4,26 @@ What it does, in the order a request meets it:
 1. an embedded moto server on loopback (or ``AWS_ENDPOINT_URL``, when set: LocalStack or another moto)
    holds the tables, buckets, parameters and secret that ``template.yaml`` defines;
 2. each HTTP request becomes a faithful HTTP API payload-2.0 event (API Gateway's transport limits
-   enforced first: 10 KB of request line and headers, 6 MB of Lambda payload -> 413);
+   enforced first: 10 KB of request line and headers -> 431, 6 MB of Lambda payload -> 413);
 3. the same ``lambda_handler`` that runs in AWS handles it, with a context that counts down the
    function's timeout from the template;
 4. its result goes back to the client the way API Gateway returns it (including ``isBase64Encoded``
    and the simple-response inference).
 One exception, local only: ``GET /`` answers the explorer page (``local_api/explorer.py``).
+Every answer the server makes itself (a malformed request, a broken chunked body, headers or a body over
+the limits, a crashed handler) is the contract's error envelope with the CORS headers, never Python's
+HTML error page; it listens with a backlog deep enough for a burst of new connections.
 Development only: nothing here is packaged into the Lambda (``CodeUri`` is ``src/``).
 """
 
 from __future__ import annotations
 
 import base64
+import email.parser
+import io
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -38,6 +44,11 @@ MAX_HEADER_BYTES = 10 * 1024
 MAX_LAMBDA_PAYLOAD_BYTES = 6_291_456
 #: An oversized body is read and dropped up to this much before answering 413 (then the connection closes).
 MAX_DRAINED_BYTES = 64 * 1024 * 1024
+#: Oversized headers are read and dropped up to this much before answering 431 (then the connection closes).
+MAX_DRAINED_HEADER_BYTES = 1024 * 1024
+#: Pending connections the kernel queues before accept (Python's default of 5 resets a burst of clients;
+#: API Gateway takes bursts of thousands). Linux caps it at net.core.somaxconn (4096 by default).
+LISTEN_BACKLOG = 1024
 #: Content types API Gateway hands to the Lambda as text; everything else arrives base64-encoded.
 _TEXT_TYPES = (
     "text/",
@@ -140,7 +151,10 @@ def build_event(
     return event
 
 
-def to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+def to_http(result: Any) -> Response:
     """A Lambda result as API Gateway (payload 2.0) turns it into an HTTP response."""
     if isinstance(result, dict) and "statusCode" in result:
         status = int(result["statusCode"])
@@ -154,21 +168,20 @@ def to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return 200, [("Content-Type", "application/json")], text.encode("utf-8")
 
 
-def gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """What API Gateway itself answers when the integration fails (not our envelope: AWS's)."""
-    return status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
-
-
-def transport_error(message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """413 ``PAYLOAD_TOO_LARGE`` in the envelope, with the headers every response carries."""
+def transport_error(error: Any, origin: str | None = None, allowed_origins: tuple[str, ...] = ("*",)) -> Response:
+    """An error the server answers itself (``error``: an ``utils.errors.ApiError``) in the envelope, with
+    the headers every response carries and the CORS headers API Gateway's configuration would add."""
     from api import http
     from utils.clock import wall_time
-    from utils.errors import PayloadTooLarge
 
     request_id = http.new_request_id(wall_time())
-    response = http.failure(PayloadTooLarge(message), request_id, request_id)
-    response["headers"].update(http.cors_headers(None, ("*",)))
+    response = http.failure(error, request_id, request_id)
+    response["headers"].update(http.cors_headers(origin, allowed_origins))
     return to_http(response)
+
+
+class _BadRequest(Exception):
+    """The request cannot be read as HTTP/1.1 (answered 400 ``INVALID_REQUEST``, then the connection closes)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -182,22 +195,110 @@ class _Handler(BaseHTTPRequestHandler):
     invoke: Callable[[dict[str, Any]], Any]
     quiet = False
     aws_endpoint_url = ""  # for the explorer page's Content-Security-Policy
+    allowed_origins: tuple[str, ...] = ("*",)
 
     def handle_one_request(self) -> None:
+        """One request, read within API Gateway's limits (http.server's own allow 64 KB lines and refuse
+        more than 100 headers, answering in HTML)."""
+        self._origin: str | None = None  # for the CORS headers of an answer made here
         try:
-            super().handle_one_request()
+            self.raw_requestline = self.rfile.readline(MAX_HEADER_BYTES + 1)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if len(self.raw_requestline) > MAX_HEADER_BYTES:
+                self.requestline, self.request_version, self.command = "", "", ""
+                self._skip_header_block(self.raw_requestline)
+                self.send_error(431)
+                return
+            if self.parse_request():
+                self._dispatch()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
         except (ConnectionResetError, BrokenPipeError):
             self.close_connection = True
 
+    def parse_request(self) -> bool:
+        """The base class parses the request line; the header block is read here, counted against 10 KB."""
+        real_rfile = self.rfile
+        self.rfile = io.BytesIO(b"\r\n")  # an empty header block for the base class
+        try:
+            if not super().parse_request():
+                return False
+        finally:
+            self.rfile = real_rfile
+        lines = self._read_header_lines()
+        if lines is None:
+            self.send_error(431)
+            return False
+        self.headers = email.parser.Parser(_class=self.MessageClass).parsestr(b"".join(lines).decode("iso-8859-1"))
+        self._origin = self.headers.get("Origin")
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            return bool(self.handle_expect_100())
+        return True
+
+    def _read_header_lines(self, counted: int | None = None) -> list[bytes] | None:
+        """Header (or trailer) lines; None when they and the ``counted`` bytes before them (the request
+        line by default) exceed 10 KB: the rest of the block is then dropped."""
+        total = len(self.raw_requestline) if counted is None else counted
+        lines: list[bytes] = []
+        while True:
+            line = self.rfile.readline(MAX_HEADER_BYTES + 1)
+            total += len(line)
+            if total > MAX_HEADER_BYTES:
+                self._skip_header_block(line)
+                return None
+            if line in (b"\r\n", b"\n", b""):
+                return lines
+            self._note_origin(line)
+            lines.append(line)
+
+    def _skip_header_block(self, last: bytes) -> None:
+        """Read on to the end of the header block (bounded), so the client reads our 431 instead of a reset."""
+        self.close_connection = True
+        seen = len(last)
+        while last not in (b"\r\n", b"\n", b"") and seen < MAX_DRAINED_HEADER_BYTES:
+            last = self.rfile.readline(MAX_HEADER_BYTES + 1)
+            seen += len(last)
+            self._note_origin(last)
+
+    def _note_origin(self, line: bytes) -> None:
+        """Remember an ``Origin`` header seen in a block that will not be parsed (it is too large)."""
+        if line[:7].lower() == b"origin:" and self._origin is None:
+            self._origin = line[7:].decode("iso-8859-1").strip()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server answers itself (a malformed request line, an HTTP version it does not speak,
+        headers over the limit) in the envelope with CORS headers: never its HTML page, never the input."""
+        from utils.errors import HeadersTooLarge, InvalidRequest
+
+        self.close_connection = True
+        if self.request_version == self.default_request_version:  # unparsed: answer with a status line anyway
+            self.request_version = self.protocol_version
+        error = HeadersTooLarge() if code in (414, 431) else InvalidRequest("The request is not valid HTTP/1.1")
+        self.log_message("answered %d to a request http.server could not parse", error.http_status)
+        self._send(*self._local_error(error))
+
+    def _local_error(self, error: Any) -> Response:
+        return transport_error(error, self._origin, self.allowed_origins)
+
     def _dispatch(self) -> None:
-        header_bytes = len(self.requestline) + sum(len(k) + len(v) + 4 for k, v in self.headers.items())
-        if header_bytes > MAX_HEADER_BYTES:
-            self._discard_body()
-            self._send(*transport_error("The request line and headers exceed 10 KB"))
+        from utils.errors import InternalError, InvalidRequest, PayloadTooLarge
+
+        try:
+            body = self._read_body()
+        except _BadRequest as exc:
+            self.close_connection = True
+            self._send(*self._local_error(InvalidRequest(str(exc))))
             return
-        body = self._read_body()
         if body is None:
-            self._send(*transport_error(_TOO_LARGE))
+            self._send(*self._local_error(PayloadTooLarge(_TOO_LARGE)))
             return
         page = explorer.response(self.command, self.path, self.aws_endpoint_url)
         if page is not None:
@@ -205,13 +306,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         event = build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD_BYTES:
-            self._send(*transport_error(_TOO_LARGE))
+            self._send(*self._local_error(PayloadTooLarge(_TOO_LARGE)))
             return
         try:
             result = type(self).invoke(event)
-        except Exception:  # what API Gateway does when the function itself crashes
-            self.log_error("lambda_handler raised; answering as API Gateway would")
-            self._send(*gateway_error(500, "Internal Server Error"))
+        except Exception:  # the handler catches everything it knows; this is a crash of the function itself
+            self.log_error("lambda_handler raised; answering INTERNAL_ERROR in the envelope")
+            self._send(*self._local_error(InternalError()))
             return
         self._send(*to_http(result))
 
@@ -221,18 +322,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._dispatch
         raise AttributeError(name)
 
+    def _declared_length(self) -> int:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return 0
+        if not raw.strip().isdigit():  # "abc", "-1", "1,2": a request no proxy would pass on
+            raise _BadRequest("The Content-Length header is not a length")
+        return int(raw)
+
     def _read_body(self) -> bytes | None:
         """The body, or None when it is over the limit (the connection is then closed)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if self.headers.get("Transfer-Encoding"):
+            if self.headers.get("Content-Length") is not None:  # RFC 9112, 6.3: a smuggling attempt
+                raise _BadRequest("A request may not carry both Transfer-Encoding and Content-Length")
+            if self.headers["Transfer-Encoding"].strip().lower() != "chunked":
+                raise _BadRequest("Only the chunked transfer coding is accepted")
             return self._read_chunked()
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
+        length = self._declared_length()
         if length > MAX_LAMBDA_PAYLOAD_BYTES:
             self._drain(length)
             return None
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            raise _BadRequest("The body is shorter than its Content-Length")
+        return body
 
     def _drain(self, length: int) -> None:
         """Read and drop an oversized body (up to a bound) so the client sees our 413, not a reset."""
@@ -246,34 +359,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` (curl sends it for large bodies): refuse oversized ones up front."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_LAMBDA_PAYLOAD_BYTES:
+        from utils.errors import PayloadTooLarge
+
+        raw = self.headers.get("Content-Length") or "0"
+        if raw.strip().isdigit() and int(raw) > MAX_LAMBDA_PAYLOAD_BYTES:
             self.close_connection = True
-            self._send(*transport_error(_TOO_LARGE))
+            self._send(*self._local_error(PayloadTooLarge(_TOO_LARGE)))
             return False
         return bool(super().handle_expect_100())
 
     def _read_chunked(self) -> bytes | None:
+        """A chunked body (RFC 9112, 7.1); a malformed one is ``_BadRequest``, an oversized one None."""
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            size = _chunk_size(self.rfile.readline(1024))
             if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
+                if self._read_header_lines(counted=0) is None:
+                    raise _BadRequest("The chunked body's trailer is too large")
                 return b"".join(chunks)
             total += size
             if total > MAX_LAMBDA_PAYLOAD_BYTES:
                 self._drain(MAX_DRAINED_BYTES)
                 return None
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _discard_body(self) -> None:
-        self.close_connection = True
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _BadRequest("A chunk of the chunked body is shorter than its size")
+            chunks.append(chunk)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
@@ -290,6 +402,24 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not self.quiet:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")  # up to 4 GB a chunk: more than any body we take
+
+
+def _chunk_size(line: bytes) -> int:
+    """A chunk-size line (hex digits, optional ``;extensions``) as a number, else ``_BadRequest``."""
+    digits = line.split(b";", 1)[0].strip()
+    if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(digits):
+        raise _BadRequest("The chunked body has an invalid chunk size")
+    return int(digits, 16)
+
+
+class LocalApiServer(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog that takes a burst of new connections."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
 
 
 #: Where a running local API says where it is, for the operator CLI (``python -m ops --local ...``).
@@ -358,7 +488,7 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     return stack, moto_server
 
 
-def make_server(port: int, stack: Stack, quiet: bool = False) -> ThreadingHTTPServer:
+def make_server(port: int, stack: Stack, quiet: bool = False) -> LocalApiServer:
     from api.rest_api import lambda_handler
 
     timeout = stack.function_timeout("ApiFunction")
@@ -367,12 +497,12 @@ def make_server(port: int, stack: Stack, quiet: bool = False) -> ThreadingHTTPSe
     def invoke(event: dict[str, Any]) -> Any:
         return lambda_handler(event, LambdaContext(function_name, timeout))
 
+    origins = str(stack.parameters.get("CorsAllowedOrigins") or "*")
     attributes = {
         "invoke": staticmethod(invoke),
         "quiet": quiet,
         "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL", ""),
+        "allowed_origins": tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip()),
     }
     handler = type("LocalApiHandler", (_Handler,), attributes)
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    return server
+    return LocalApiServer(("127.0.0.1", port), handler)

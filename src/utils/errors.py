@@ -132,6 +132,14 @@ class PayloadTooLarge(ApiError):
     default_message = "The request body is larger than the API accepts; send files over 4 MB with POST /api/v1/uploads"
 
 
+class HeadersTooLarge(ApiError):
+    """Only the local API answers this itself; deployed, API Gateway refuses such requests before the Lambda."""
+
+    code = "HEADERS_TOO_LARGE"
+    http_status = 431
+    default_message = "The request line and headers are larger than the 10 KB the API accepts"
+
+
 class UnsupportedMediaType(ApiError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     http_status = 415

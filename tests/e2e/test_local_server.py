@@ -8,6 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -40,10 +43,46 @@ def test_a_binary_body_that_grows_past_the_limit_once_base64_encoded_is_413(loca
     assert reply.error["code"] == "PAYLOAD_TOO_LARGE"
 
 
-def test_oversized_headers_are_refused(local: Client) -> None:
-    reply = local.request("GET", "/health", headers={"X-Filler": "a" * 11_000})
-    assert reply.status == 413
-    assert reply.error["code"] == "PAYLOAD_TOO_LARGE"
+def test_oversized_headers_are_431_in_the_envelope(local: Client) -> None:
+    reply = local.request("GET", "/health", headers={"X-Filler": "a" * 11_000, "Origin": "http://localhost:5173"})
+    assert reply.status == 431
+    assert reply.error["code"] == "HEADERS_TOO_LARGE"
+    assert reply.headers["x-request-id"] == reply.json["meta"]["request_id"]
+    assert reply.headers["access-control-allow-origin"] == "*"
+
+
+def test_two_hundred_small_headers_reach_the_lambda(local: Client) -> None:
+    """http.server refuses more than 100 headers; API Gateway takes any number within 10 KB."""
+    headers = {f"X-Small-{n}": "v" for n in range(200)}
+    reply = local.request("GET", "/health", headers=headers)
+    assert reply.status == 200
+    assert reply.data["status"] == "healthy"
+
+
+def test_a_burst_of_fifty_new_connections_is_served_without_a_reset(local_server: LocalServer) -> None:
+    """Python's default listen backlog (5) drops or resets most of a burst: SYNs are retried after a second
+    or more. Each connect here must complete at once and each request be answered."""
+    port = int(local_server.url.rsplit(":", 1)[1])
+    clients = 50
+    barrier = threading.Barrier(clients)
+
+    def one() -> tuple[float, bytes]:
+        barrier.wait()
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            connected = time.monotonic() - started
+            sock.sendall(
+                b"OPTIONS /api/v1/jobs HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost:5173\r\n"
+                b"Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+            )
+            return connected, _read_all(sock)
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(lambda _: one(), range(clients)))
+
+    assert all(response.startswith(b"HTTP/1.1 204") for _, response in results)
+    slowest = max(connected for connected, _ in results)
+    assert slowest < 0.9, f"a connect waited {slowest:.2f} s: SYNs dropped by a full accept queue"
 
 
 def test_a_4mb_file_fits_and_is_stored(local: Client) -> None:
@@ -128,3 +167,10 @@ def test_ctrl_c_stops_the_server_cleanly() -> None:
     assert "listening on http://127.0.0.1:" in output
     assert "Stopped." in output
     assert "Traceback" not in output
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    response = b""
+    while data := sock.recv(65536):
+        response += data
+    return response
