@@ -181,10 +181,10 @@ export interface components {
          */
         JobStatus: "pending" | "processing" | "completed" | "failed" | "cancelled";
         /**
-         * @description Every error code of the contract. `INVALID_REQUEST`, `INVALID_FILE_FORMAT`, `INVALID_JOB_ID`, `INVALID_CURSOR`: 400. `UNAUTHORIZED`: 401. `JOB_NOT_FOUND`, `UPLOAD_NOT_FOUND`, `NOT_FOUND`: 404. `METHOD_NOT_ALLOWED`: 405. `JOB_ALREADY_COMPLETED`, `JOB_NOT_COMPLETED`, `CONFLICT`, `IDEMPOTENCY_IN_PROGRESS`: 409. `FILE_TOO_LARGE`, `PAYLOAD_TOO_LARGE`: 413. `UNSUPPORTED_MEDIA_TYPE`: 415. `IDEMPOTENCY_KEY_REUSED`: 422. `RATE_LIMITED`: 429. `INTERNAL_ERROR`: 500. `SERVICE_UNAVAILABLE`: 503.
+         * @description Every error code of the contract. `INVALID_REQUEST`, `INVALID_FILE_FORMAT`, `INVALID_JOB_ID`, `INVALID_CURSOR`: 400. `UNAUTHORIZED`: 401. `JOB_NOT_FOUND`, `UPLOAD_NOT_FOUND`, `NOT_FOUND`: 404. `METHOD_NOT_ALLOWED`: 405. `JOB_ALREADY_COMPLETED`, `JOB_NOT_COMPLETED`, `CONFLICT`, `IDEMPOTENCY_IN_PROGRESS`: 409. `FILE_TOO_LARGE`, `PAYLOAD_TOO_LARGE`: 413. `HEADERS_TOO_LARGE`: 431 (request line and headers over 10 KB: answered by the local API; deployed, API Gateway refuses such a request itself). `UNSUPPORTED_MEDIA_TYPE`: 415. `IDEMPOTENCY_KEY_REUSED`: 422. `RATE_LIMITED`: 429. `INTERNAL_ERROR`: 500. `SERVICE_UNAVAILABLE`: 503.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_FILE_FORMAT" | "INVALID_JOB_ID" | "INVALID_CURSOR" | "UNAUTHORIZED" | "JOB_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "JOB_ALREADY_COMPLETED" | "JOB_NOT_COMPLETED" | "CONFLICT" | "IDEMPOTENCY_IN_PROGRESS" | "FILE_TOO_LARGE" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_FILE_FORMAT" | "INVALID_JOB_ID" | "INVALID_CURSOR" | "UNAUTHORIZED" | "JOB_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "JOB_ALREADY_COMPLETED" | "JOB_NOT_COMPLETED" | "CONFLICT" | "IDEMPOTENCY_IN_PROGRESS" | "FILE_TOO_LARGE" | "PAYLOAD_TOO_LARGE" | "HEADERS_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
         Meta: {
             request_id: components["schemas"]["RequestId"];
             /** @constant */
@@ -461,7 +461,7 @@ export interface components {
                 };
             };
         };
-        /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the request is over the transport limits: 10 KB of request line and headers on any operation, or a body over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
+        /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the body is over the Lambda payload limit; send large files with `POST /api/v1/uploads`). Request line and headers over 10 KB are 431 `HEADERS_TOO_LARGE` on any operation. */
         PayloadTooLarge: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
