@@ -8,6 +8,8 @@ alone. Idempotent: a resource that already exists is left as it is.
 from __future__ import annotations
 
 import json
+import secrets as random_tokens
+import string
 from typing import Any
 
 import boto3
@@ -46,9 +48,34 @@ def provision(stack: Stack, session: boto3.session.Session | None = None, endpoi
         _ignore_existing(lambda p=props: ssm.put_parameter(Name=p["Name"], Value=str(p["Value"]), Type=p["Type"]))
     for logical_id in stack.of_type("AWS::SecretsManager::Secret"):
         props = stack.properties(logical_id)
-        _ignore_existing(
-            lambda p=props: secrets.create_secret(Name=p["Name"], SecretString=p.get("SecretString", "{}"))
-        )
+        _ignore_existing(lambda p=props: secrets.create_secret(Name=p["Name"], SecretString=initial_secret_string(p)))
+
+
+def initial_secret_string(props: dict[str, Any]) -> str:
+    """The value CloudFormation gives a new secret: ``SecretString``, or ``GenerateSecretString``'s template
+    with a random string under ``GenerateStringKey`` (as Secrets Manager's GetRandomPassword makes it)."""
+    spec = props.get("GenerateSecretString")
+    if spec is None:
+        return str(props.get("SecretString", "{}"))
+    alphabet = _password_alphabet(spec)
+    generated = "".join(random_tokens.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    if "SecretStringTemplate" not in spec:
+        return generated
+    document = json.loads(spec["SecretStringTemplate"])
+    document[spec["GenerateStringKey"]] = generated
+    return json.dumps(document)
+
+
+def _password_alphabet(spec: dict[str, Any]) -> str:
+    groups = {
+        "ExcludeUppercase": string.ascii_uppercase,
+        "ExcludeLowercase": string.ascii_lowercase,
+        "ExcludeNumbers": string.digits,
+        "ExcludePunctuation": string.punctuation,
+    }
+    alphabet = "".join(chars for flag, chars in groups.items() if not spec.get(flag))
+    alphabet += " " if spec.get("IncludeSpace") else ""
+    return "".join(ch for ch in alphabet if ch not in str(spec.get("ExcludeCharacters", "")))
 
 
 def _ignore_existing(call: Any) -> None:
@@ -141,9 +168,12 @@ def api_keys_document(keys: dict[str, tuple[str, str]]) -> dict[str, Any]:
 def provision_api_keys(
     stack: Stack, keys: dict[str, tuple[str, str]], session: Any = None, endpoint_url: str | None = None
 ) -> None:
-    """Replace the emulated api-keys secret's value with these keys."""
+    """Replace the emulated api-keys secret's keys with these (its other fields, the cursor-signing key
+    among them, are kept)."""
     session = session or boto3.session.Session(region_name=stack.region)
     client = session.client("secretsmanager", endpoint_url=endpoint_url, region_name=stack.region)
     (logical_id,) = stack.of_type("AWS::SecretsManager::Secret")
     name = stack.properties(logical_id)["Name"]
-    client.put_secret_value(SecretId=name, SecretString=json.dumps(api_keys_document(keys)))
+    current = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
+    document = {**(current if isinstance(current, dict) else {}), **api_keys_document(keys)}
+    client.put_secret_value(SecretId=name, SecretString=json.dumps(document))

@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
     groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys}")
-    keys = groups.add_parser("keys", help="create, list or revoke client API keys (hashed in Secrets Manager)")
-    key_commands = keys.add_subparsers(dest="command", required=True, metavar="{create,list,revoke}")
+    keys = groups.add_parser("keys", help="client API keys (hashed) and the cursor-signing key in Secrets Manager")
+    key_commands = keys.add_subparsers(
+        dest="command", required=True, metavar="{create,list,revoke,cursor-key,restore-previous}"
+    )
     create_key = key_commands.add_parser("create", help="a new key, printed once (only its hash is stored)")
     create_key.add_argument("--name", required=True, help="who the key is for, e.g. 'web frontend'")
     create_key.add_argument("--client-id", help="add a second key to this existing client (key rotation)")
@@ -67,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="remove keys (effective within the 5-minute cache)")
     revoke.add_argument("--client-id", help="every key of this client")
     revoke.add_argument("--key-hash", help="the key whose hash starts with this prefix (from keys list)")
+    cursor_key = key_commands.add_parser(
+        "cursor-key", help="add a random cursor-signing key to a secret without one (never printed)"
+    )
+    cursor_key.add_argument("--rotate", action="store_true", help="replace it: cursors issued before stop working")
+    key_commands.add_parser(
+        "restore-previous", help="merge the keys of the secret's previous version back (after a regenerating deploy)"
+    )
     jobs = groups.add_parser("jobs", help="show a job or move it to another status")
     commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,complete,fail}")
 
@@ -155,6 +164,10 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
         return created
     if args.command == "list":
         return keys.list_keys(secret_name)
+    if args.command == "cursor-key":
+        return keys.ensure_cursor_key(secret_name, rotate=args.rotate)
+    if args.command == "restore-previous":
+        return keys.restore_previous(secret_name)
     return {"revoked": keys.revoke(secret_name, args.client_id, args.key_hash)}
 
 

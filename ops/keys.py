@@ -1,9 +1,16 @@
-"""``python -m ops keys create|list|revoke``: manage client API keys in the environment's secret.
+"""``python -m ops keys create|list|revoke|cursor-key|restore-previous``: manage the environment's secret.
 
 A new key is printed once and never stored: the secret keeps only its SHA-256 (see src/services/auth.py).
 The Lambda caches the secret for five minutes, so a new key works, and a revoked key stops working,
 within five minutes. Two operators editing keys at the same moment may lose one edit (read-modify-write
 of one secret): re-run ``keys list`` to check.
+
+The same secret holds ``cursor_signing_key``, the HMAC key list cursors are signed with. A stack created
+from today's template generates it (``GenerateSecretString``); ``keys cursor-key`` adds one to a secret
+made before that. The first deploy of that template change makes CloudFormation mint a whole new value
+(``{"keys": {}, "cursor_signing_key": ...}``: it regenerates whenever ``GenerateSecretString`` changes), and
+the clients' keys are then only in the secret's previous version: ``keys restore-previous`` merges them
+back (docs/runbook.md).
 """
 
 from __future__ import annotations
@@ -22,8 +29,13 @@ def _client() -> Any:
     return boto3.client("secretsmanager")
 
 
-def _read(secret_name: str) -> dict[str, Any]:
-    value = json.loads(_client().get_secret_value(SecretId=secret_name)["SecretString"])
+#: The secret's field for the cursor-signing key; 64 hex characters (256 bits) when generated here.
+CURSOR_KEY_FIELD = "cursor_signing_key"
+MIN_CURSOR_KEY_CHARS = 32
+
+
+def _read(secret_name: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
+    value = json.loads(_client().get_secret_value(SecretId=secret_name, VersionStage=stage)["SecretString"])
     if not isinstance(value, dict):
         raise ValueError(f"secret {secret_name} is not a JSON object")
     value.setdefault("keys", {})
@@ -67,3 +79,27 @@ def revoke(secret_name: str, client_id: str | None = None, key_hash: str | None 
         document["keys"] = kept
         _write(secret_name, document)
     return removed
+
+
+def ensure_cursor_key(secret_name: str, rotate: bool = False) -> dict[str, str]:
+    """Give the secret a random cursor-signing key if it has none (or ``rotate``: a new one, which makes
+    every cursor issued before it invalid); the key itself is never printed."""
+    document = _read(secret_name)
+    present = len(str(document.get(CURSOR_KEY_FIELD) or "")) >= MIN_CURSOR_KEY_CHARS
+    if present and not rotate:
+        return {CURSOR_KEY_FIELD: "present"}
+    document[CURSOR_KEY_FIELD] = random_tokens.token_hex(32)
+    _write(secret_name, document)
+    return {CURSOR_KEY_FIELD: "rotated" if present else "created"}
+
+
+def restore_previous(secret_name: str) -> dict[str, int]:
+    """Merge the keys of the secret's previous version (AWSPREVIOUS) into the current one; a key in both
+    keeps its current entry, and the current cursor-signing key stays. Returns how many were restored."""
+    document = _read(secret_name)
+    previous = _read(secret_name, stage="AWSPREVIOUS")
+    missing = {digest: entry for digest, entry in previous["keys"].items() if digest not in document["keys"]}
+    if missing:
+        document["keys"].update(missing)
+        _write(secret_name, document)
+    return {"restored": len(missing)}

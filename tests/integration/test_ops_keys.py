@@ -58,3 +58,64 @@ def test_revoke_needs_a_target(aws: Stack, capsys: pytest.CaptureFixture[str]) -
     code, _, err = cli(capsys, "keys", "revoke")
     assert code == 1
     assert "--client-id" in err
+
+
+def secret_document() -> dict[str, object]:
+    return dict(json.loads(stored_secret()))
+
+
+def put_secret(document: dict[str, object]) -> None:
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    client.put_secret_value(SecretId="location-detection/dev/api-keys", SecretString=json.dumps(document))
+
+
+def test_cursor_key_adds_a_random_key_once_and_never_prints_it(aws: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a secret made before the template generated a cursor-signing key
+    before = secret_document()
+    before.pop("cursor_signing_key", None)
+    put_secret(before)
+
+    code, first, _ = cli(capsys, "keys", "cursor-key")
+    key = secret_document()["cursor_signing_key"]
+    code_again, second, _ = cli(capsys, "keys", "cursor-key")
+
+    assert (code, first) == (0, {"cursor_signing_key": "created"})
+    assert isinstance(key, str)
+    assert len(key) == 64
+    int(key, 16)
+    assert (code_again, second) == (0, {"cursor_signing_key": "present"})
+    assert secret_document()["cursor_signing_key"] == key, "a second run changes nothing"
+    assert secret_document()["keys"] == before["keys"], "the clients' keys are kept"
+    assert key not in json.dumps([first, second])
+
+
+def test_cursor_key_rotate_replaces_it(aws: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "keys", "cursor-key")
+    old = secret_document()["cursor_signing_key"]
+
+    code, rotated, _ = cli(capsys, "keys", "cursor-key", "--rotate")
+
+    assert (code, rotated) == (0, {"cursor_signing_key": "rotated"})
+    assert secret_document()["cursor_signing_key"] != old
+
+
+def test_restore_previous_brings_back_the_keys_a_regenerating_deploy_dropped(
+    aws: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given clients' keys, then a deploy that made CloudFormation mint a new value (GenerateSecretString)
+    _, created, _ = cli(capsys, "keys", "create", "--name", "kept across the deploy")
+    kept = secret_document()["keys"]
+    put_secret({"keys": {}, "cursor_signing_key": "c" * 64})
+
+    code, restored, _ = cli(capsys, "keys", "restore-previous")
+
+    assert code == 0
+    assert restored == {"restored": len(kept)}
+    document = secret_document()
+    assert document["keys"] == kept
+    assert document["cursor_signing_key"] == "c" * 64, "the new cursor key stays"
+    secrets.get_store().invalidate()
+    made = invoke(
+        "POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"restored")), api_key=created["api_key"]
+    )
+    assert made.status == 201

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -9,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from local_api.cfn_template import Stack, load_template
-from local_api.provision import provision
+from local_api.provision import initial_secret_string, provision, provision_api_keys
 
 
 def buckets(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -57,3 +58,36 @@ def test_every_environment_provisions_and_provisioning_twice_changes_nothing(env
             f"location-detection-{environment}-jobs",
             f"location-detection-{environment}-preview_cache",
         }
+
+
+def test_a_generated_secret_is_made_as_cloudformation_makes_it() -> None:
+    spec = {
+        "SecretStringTemplate": '{"keys": {}}',
+        "GenerateStringKey": "cursor_signing_key",
+        "PasswordLength": 64,
+        "ExcludePunctuation": True,
+    }
+    values = [json.loads(initial_secret_string({"GenerateSecretString": spec})) for _ in range(2)]
+
+    for value in values:
+        assert value["keys"] == {}
+        assert len(value["cursor_signing_key"]) == 64
+        assert value["cursor_signing_key"].isalnum()
+    assert values[0]["cursor_signing_key"] != values[1]["cursor_signing_key"], "random, not derived"
+    assert initial_secret_string({"SecretString": '{"keys": {}}'}) == '{"keys": {}}'
+
+
+def test_provisioning_keys_keeps_the_secrets_other_fields() -> None:
+    stack = Stack(load_template(), {"Environment": "dev"})
+    session = boto3.session.Session(region_name="us-east-1")
+    with mock_aws():
+        provision(stack, session)
+        client = session.client("secretsmanager")
+        name = "location-detection/dev/api-keys"
+        client.put_secret_value(SecretId=name, SecretString=json.dumps({"keys": {}, "cursor_signing_key": "k" * 64}))
+
+        provision_api_keys(stack, {"ldk_one": ("cli_one", "one")}, session)
+
+        value = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
+        assert value["cursor_signing_key"] == "k" * 64
+        assert [entry["client_id"] for entry in value["keys"].values()] == ["cli_one"]
