@@ -112,8 +112,8 @@ sam-build: $(STAMP) ## sam build into a temporary folder (proves the package bui
 	test -f "$$tmp/build/ApiFunction/api/rest_api.py"; \
 	! test -e "$$tmp/build/ApiFunction/local_api"
 
-fuzz: $(STAMP) ## schemathesis and the hypothesis handler fuzz with many more examples than make test
-	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-300} $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -p no:xdist
+fuzz: $(STAMP) ## schemathesis (a random seed unless SCHEMATHESIS_SEED=N) and the hypothesis handler fuzz, many more examples
+	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-300} SCHEMATHESIS_SEED="$${SCHEMATHESIS_SEED:-}" $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -p no:xdist
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/integration/test_handler_fuzz.py -p no:xdist
 
 bench: $(STAMP) ## benchmarks: ratios against baselines measured in the same run -> docs/benchmarks.md

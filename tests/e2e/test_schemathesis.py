@@ -1,7 +1,9 @@
 """schemathesis against the local API with every check, a fixed seed and tests/e2e/schemathesis.toml.
 
-`make test` runs a quick pass (25 examples per operation); `make fuzz` runs SCHEMATHESIS_MAX_EXAMPLES=300.
-Failures are fixed in the code, not by loosening src/api/openapi.json.
+`make test` runs a quick pass (25 examples per operation) with the fixed seed 42; `make fuzz` runs
+SCHEMATHESIS_MAX_EXAMPLES=300 with a random seed. ``SCHEMATHESIS_SEED``: unset, seed 42; empty or
+``random``, a new seed each run (schemathesis prints it: pass it back to replay a failure); a number,
+that seed. Failures are fixed in the code, not by loosening src/api/openapi.json.
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+def seed_arguments(environ: dict[str, str]) -> list[str]:
+    seed = environ.get("SCHEMATHESIS_SEED", "42").strip()
+    return [] if seed in ("", "random") else ["--seed", str(int(seed))]
+
+
+def test_the_seed_is_fixed_unless_asked_otherwise() -> None:
+    assert seed_arguments({}) == ["--seed", "42"]
+    assert seed_arguments({"SCHEMATHESIS_SEED": ""}) == []
+    assert seed_arguments({"SCHEMATHESIS_SEED": "random"}) == []
+    assert seed_arguments({"SCHEMATHESIS_SEED": "7"}) == ["--seed", "7"]
+
+
 def test_schemathesis_finds_nothing(local_server: LocalServer) -> None:
     st = Path(sys.executable).with_name("st")
     examples = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25")
@@ -34,8 +48,7 @@ def test_schemathesis_finds_nothing(local_server: LocalServer) -> None:
             local_server.url,
             "--header",
             f"X-API-Key: {API_KEY}",
-            "--seed",
-            "42",
+            *seed_arguments(dict(os.environ)),
             "--max-examples",
             examples,
             "--workers",
