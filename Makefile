@@ -66,7 +66,7 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 typecheck: $(STAMP) ## mypy (strict) on the Lambda's code, the local API and the operator CLI
 	$(BIN)/mypy src local_api ops
 
-pytest: $(STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
+pytest: $(STAMP) $(NODE_STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
 	$(BIN)/python -m pytest -n auto --dist loadfile --cov --cov-report=term-missing
 
 unit: $(STAMP)
