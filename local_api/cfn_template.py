@@ -142,8 +142,17 @@ class Stack:
 
     def ref(self, logical_id: str) -> str:
         """What ``Ref`` returns for a resource (its name, unless its type returns an id or ARN)."""
-        form = _REF_FORMS.get(self.resources[logical_id].get("Type", ""), "{name}")
+        resource = self.resources[logical_id]
+        if resource.get("Type") == "AWS::Lambda::Alias":  # the alias's ARN: the function's, qualified
+            props = self.resolve(resource["Properties"])
+            return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{props['FunctionName']}:{props['Name']}"
+        form = _REF_FORMS.get(resource.get("Type", ""), "{name}")
         return self._format(form, logical_id)
+
+    def alias(self, function_id: str) -> str:
+        """SAM's ``!Ref Function.Alias``: the ARN of the alias ``AutoPublishAlias`` names."""
+        name = self.resources[function_id]["Properties"]["AutoPublishAlias"]
+        return f"{self.arn(function_id)}:{name}"
 
     def arn(self, logical_id: str) -> str:
         kind = self.resources[logical_id].get("Type", "")
@@ -195,6 +204,8 @@ class Stack:
             return self.parameters[name]
         if name in self.resources:
             return self.ref(name)
+        if name.endswith(".Alias") and name.removesuffix(".Alias") in self.resources:
+            return self.alias(name.removesuffix(".Alias"))
         raise KeyError(f"unresolvable Ref: {name}")
 
     def _Condition(self, name: str) -> bool:  # noqa: N802

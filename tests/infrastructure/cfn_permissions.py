@@ -328,6 +328,71 @@ HANDLERS: dict[str, Handlers] = {
         delete=("cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"),
         source=f"describe-type; {_DOCS}aws-resource-cloudwatch-alarm.html",
     ),
+    "AWS::Lambda::Version": Handlers(
+        create=(
+            *("lambda:PublishVersion", "lambda:GetFunctionConfiguration", "lambda:PutProvisionedConcurrencyConfig"),
+            *("lambda:GetProvisionedConcurrencyConfig", "lambda:PutRuntimeManagementConfig"),
+            "lambda:GetRuntimeManagementConfig",
+        ),
+        read=(
+            "lambda:GetFunctionConfiguration",
+            "lambda:GetProvisionedConcurrencyConfig",
+            "lambda:GetRuntimeManagementConfig",
+        ),
+        update=("lambda:GetFunctionConfiguration",),
+        delete=("lambda:GetFunction", "lambda:DeleteFunction"),
+        source=f"describe-type; {_DOCS}aws-resource-lambda-version.html",
+        unused={
+            "lambda:PutProvisionedConcurrencyConfig": "ProvisionedConcurrencyConfig",
+            "lambda:PutRuntimeManagementConfig": "RuntimeManagementConfig",
+        },
+    ),
+    "AWS::Lambda::Alias": Handlers(
+        create=(
+            "lambda:CreateAlias",
+            "lambda:PutProvisionedConcurrencyConfig",
+            "lambda:GetProvisionedConcurrencyConfig",
+        ),
+        read=("lambda:GetAlias", "lambda:GetProvisionedConcurrencyConfig"),
+        update=(
+            *("lambda:UpdateAlias", "lambda:GetAlias", "lambda:PutProvisionedConcurrencyConfig"),
+            *("lambda:DeleteProvisionedConcurrencyConfig", "lambda:GetProvisionedConcurrencyConfig"),
+        ),
+        delete=("lambda:DeleteAlias", "lambda:GetAlias"),
+        source=f"describe-type; {_DOCS}aws-resource-lambda-alias.html",
+        unused={
+            "lambda:PutProvisionedConcurrencyConfig": "ProvisionedConcurrencyConfig",
+            "lambda:DeleteProvisionedConcurrencyConfig": "ProvisionedConcurrencyConfig",
+        },
+        # UpdatePolicy CodeDeployLambdaAliasUpdate: CloudFormation moves the alias through a CodeDeploy
+        # deployment, started with its own (the execution role's) credentials:
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatepolicy.html
+        extra=dict.fromkeys(
+            (
+                *("codedeploy:CreateDeployment", "codedeploy:GetDeployment", "codedeploy:GetDeploymentConfig"),
+                *("codedeploy:GetDeploymentGroup", "codedeploy:GetApplication"),
+                *("codedeploy:RegisterApplicationRevision", "codedeploy:GetApplicationRevision"),
+            ),
+            "UpdatePolicy CodeDeployLambdaAliasUpdate",
+        ),
+    ),
+    "AWS::CodeDeploy::Application": Handlers(
+        create=("codedeploy:CreateApplication", "codedeploy:TagResource"),
+        read=("codedeploy:GetApplication", "codedeploy:ListTagsForResource"),
+        update=("codedeploy:TagResource", "codedeploy:UntagResource"),
+        delete=("codedeploy:DeleteApplication",),
+        source=f"describe-type; {_DOCS}aws-resource-codedeploy-application.html",
+    ),
+    "AWS::CodeDeploy::DeploymentGroup": Handlers(
+        create=("codedeploy:CreateDeploymentGroup", "codedeploy:GetDeploymentGroup", "iam:PassRole"),
+        read=("codedeploy:GetDeploymentGroup", "codedeploy:ListTagsForResource"),
+        update=(
+            *("codedeploy:UpdateDeploymentGroup", "codedeploy:GetDeploymentGroup", "codedeploy:TagResource"),
+            *("codedeploy:UntagResource", "iam:PassRole"),
+        ),
+        delete=("codedeploy:DeleteDeploymentGroup",),
+        source=f"describe-type; {_DOCS}aws-resource-codedeploy-deploymentgroup.html",
+    ),
     "AWS::ApiGatewayV2::Api": _apigateway("api"),
     "AWS::ApiGatewayV2::Integration": _apigateway("integration"),
     "AWS::ApiGatewayV2::Route": _apigateway("route"),
@@ -363,10 +428,13 @@ TAG_ON_CREATE: dict[str, tuple[str, ...]] = {
     "AWS::SSM::Parameter": ("ssm:PutParameter", "ssm:AddTagsToResource"),
     "AWS::SecretsManager::Secret": ("secretsmanager:CreateSecret", "secretsmanager:TagResource"),
     "AWS::CloudWatch::Alarm": ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"),
+    "AWS::CodeDeploy::Application": ("codedeploy:CreateApplication", "codedeploy:TagResource"),
 }
 #: Types that take no tags (their schema says "taggable": false, or they have no Tags property).
 UNTAGGED = {
     "AWS::KMS::Alias",
+    "AWS::Lambda::Version",
+    "AWS::Lambda::Alias",
     "AWS::SNS::TopicPolicy",
     "AWS::SNS::Subscription",
     "AWS::S3::BucketPolicy",
@@ -430,6 +498,14 @@ ARNS: dict[str, Callable[[Deployed], str]] = {
         else f"arn:aws:lambda:{r.region}:{r.account}:function:{r.props['FunctionName']}"
     ),
     "AWS::S3::BucketPolicy": lambda r: f"arn:aws:s3:::{r.props['Bucket']}",
+    "AWS::Lambda::Version": lambda r: f"arn:aws:lambda:{r.region}:{r.account}:function:{r.props['FunctionName']}",
+    "AWS::Lambda::Alias": lambda r: r.stack.ref(r.logical_id),
+    "AWS::CodeDeploy::Application": lambda r: (
+        f"arn:aws:codedeploy:{r.region}:{r.account}:application:{r.stack.ref(r.logical_id)}"
+    ),
+    "AWS::CodeDeploy::DeploymentGroup": lambda r: _deployment_group(
+        r, r.props["ApplicationName"], r.stack.ref(r.logical_id)
+    ),
     "AWS::SNS::TopicPolicy": lambda r: str(r.props["Topics"][0]),
     "AWS::SNS::Subscription": lambda r: str(r.props["TopicArn"]),
     "AWS::ApiGatewayV2::Api": _apigateway_arn(""),
@@ -438,6 +514,27 @@ ARNS: dict[str, Callable[[Deployed], str]] = {
     "AWS::ApiGatewayV2::Route": _apigateway_arn("routes"),
     "AWS::ApiGatewayV2::Authorizer": _apigateway_arn("authorizers"),
 }
+
+
+def _deployment_group(r: Deployed, application: str, group: str) -> str:
+    return f"arn:aws:codedeploy:{r.region}:{r.account}:deploymentgroup:{application}/{group}"
+
+
+def _alias_deployment(r: Deployed, action: str) -> list[str]:
+    """What a CodeDeploy deployment of the alias is authorized on: its group, application or config."""
+    policy = r.stack.resolve(r.stack.resources[r.logical_id]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"])
+    application, group = policy["ApplicationName"], policy["DeploymentGroupName"]
+    if action == "codedeploy:GetDeploymentConfig":
+        (group_id,) = [i for i in r.stack.of_type("AWS::CodeDeploy::DeploymentGroup") if r.stack.ref(i) == group]
+        config = r.stack.properties(group_id)["DeploymentConfigName"]
+        return [f"arn:aws:codedeploy:{r.region}:{r.account}:deploymentconfig:{config}"]
+    if action in (
+        "codedeploy:GetApplication",
+        "codedeploy:RegisterApplicationRevision",
+        "codedeploy:GetApplicationRevision",
+    ):
+        return [f"arn:aws:codedeploy:{r.region}:{r.account}:application:{application}"]
+    return [_deployment_group(r, application, group)]
 
 
 def _collection(r: Deployed) -> str:
@@ -481,6 +578,13 @@ TARGETS: dict[str, dict[str, Callable[[Deployed, str], list[str]]]] = {
         "kms:GenerateDataKey": lambda r, phase: [_key_arn(r, r.props["KmsKeyId"])],
         "kms:Decrypt": lambda r, phase: [_key_arn(r, r.props["KmsKeyId"])],
     },
+    "AWS::Lambda::Alias": {
+        a: (lambda r, phase, a=a: _alias_deployment(r, a)) for a in HANDLERS["AWS::Lambda::Alias"].extra
+    },
+    "AWS::CodeDeploy::DeploymentGroup": {"iam:PassRole": lambda r, phase: [str(r.props["ServiceRoleArn"])]},
+    # A version's own calls name it (the function's ARN with the version number).
+    "AWS::Lambda::Version": {"lambda:GetProvisionedConcurrencyConfig": lambda r, phase: [f"{r.arn}:1"]},
+    "AWS::CodeDeploy::Application": {},
 }
 for _kind in [k for k in HANDLERS if k.startswith("AWS::ApiGatewayV2::")]:
     TARGETS.setdefault(_kind, {})["apigateway:POST"] = lambda r, phase: (
@@ -496,8 +600,9 @@ def _tag_context(tags: dict[str, str]) -> dict[str, str | list[str]]:
 
 def _extra_context(r: Deployed, action: str, phase: str) -> dict[str, str | list[str]]:
     """Condition keys the call carries besides tags."""
-    if action == "iam:PassRole" and r.type == "AWS::Lambda::Function":
-        return {"iam:PassedToService": "lambda.amazonaws.com"}
+    if action == "iam:PassRole":
+        service = {"AWS::Lambda::Function": "lambda", "AWS::CodeDeploy::DeploymentGroup": "codedeploy"}[r.type]
+        return {"iam:PassedToService": f"{service}.amazonaws.com"}
     if r.type == "AWS::SecretsManager::Secret" and action.startswith("kms:"):
         return {"kms:ViaService": f"secretsmanager.{r.region}.amazonaws.com", "kms:CallerAccount": r.account}
     if r.type == "AWS::IAM::Role" and action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"):

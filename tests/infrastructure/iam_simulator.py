@@ -31,6 +31,9 @@ UNVALIDATED = {
         f"apigateway:{verb}": "API Gateway V2 resource types missing"
         for verb in ("GET", "POST", "PUT", "PATCH", "DELETE")
     },
+    # A function's alias ARN and version ARN have the same shape (function:NAME:QUALIFIER) in iam-data, so
+    # it cannot tell which one a request names: "multiple.resource.types".
+    "lambda:GetProvisionedConcurrencyConfig": "alias and version ARNs indistinguishable",
 }
 
 

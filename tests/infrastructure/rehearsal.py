@@ -46,10 +46,11 @@ from local_api.cfn_template import LOCAL_ACCOUNT_ID, Stack
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = LOCAL_ACCOUNT_ID
 REGION = "us-east-1"
-#: Where `sam deploy` puts each function's code (SAM's managed bucket, samconfig.toml's resolve_s3; the
+#: Where `.ci/release package` puts each function's code: the artifacts bucket, under the commit (the
 #: rehearsal uploads a small zip there).
-ARTIFACTS_BUCKET = "aws-sam-cli-managed-default-samclisourcebucket-1a2b3c4d5e6f"
-CODE_URIS = {"ApiFunction": f"s3://{ARTIFACTS_BUCKET}/location-detection-dev/0123456789abcdef0123456789abcdef"}
+ARTIFACTS_BUCKET = f"location-detection-artifacts-{ACCOUNT}-{REGION}"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CODE_URIS = {"ApiFunction": f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef"}
 JWT = {"JwtIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example", "JwtAudience": "example-client"}
 #: name -> (environment, with a JWT issuer)
 PARAMETER_SETS = {"dev": ("dev", False), "prod": ("prod", False), "dev-jwt": ("dev", True), "prod-jwt": ("prod", True)}
@@ -67,6 +68,9 @@ MOTO_SKIPPED = {
     "AWS::SNS::TopicPolicy": "not in moto's CloudFormation; test_hardening.py asserts the policy",
     "AWS::SNS::Subscription": "not in moto's CloudFormation; test_hardening.py asserts the subscription",
     "AWS::CloudWatch::Alarm": "not in moto's CloudFormation; test_hardening.py asserts every alarm",
+    "AWS::Lambda::Alias": "not in moto's CloudFormation; the translated alias (and what points at it) is asserted",
+    "AWS::CodeDeploy::Application": "no CodeDeploy in moto's CloudFormation; the translated template is asserted",
+    "AWS::CodeDeploy::DeploymentGroup": "no CodeDeploy in moto's CloudFormation; translated template asserted",
 }
 
 
@@ -83,6 +87,7 @@ MOTO_DROPS = {
     ),
     "AWS::Lambda::Function": ("Architectures", "TracingConfig", "LoggingConfig"),
     "AWS::Lambda::Permission": ("(physical id)",),
+    "AWS::Lambda::Version": ("(physical id)",),
 }
 
 
@@ -166,8 +171,15 @@ def deployed(name: str) -> Stack:
 def adapt_for_moto(template: dict[str, Any]) -> dict[str, Any]:
     """What moto 5.2.5 needs to create the translated template, each change with its reason."""
     adapted = copy.deepcopy(template)
+    aliases = {
+        i: r["Properties"]["FunctionName"] for i, r in adapted["Resources"].items() if r["Type"] == "AWS::Lambda::Alias"
+    }
     for resource in adapted["Resources"].values():
         props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::Permission" and props.get("FunctionName", {}).get("Ref") in aliases:
+            # moto skips the alias, and a permission naming it then fails create_stack: grant on the
+            # function instead (the translated template's permission names the alias: asserted).
+            props["FunctionName"] = aliases[props["FunctionName"]["Ref"]]
         if resource["Type"] == "AWS::KMS::Key" and "Tags" in props:
             # moto reads a key's Tags in the KMS API's shape (TagKey/TagValue), not CloudFormation's
             # (Key/Value), and fails with KeyError 'TagKey'. The translated template keeps CloudFormation's.

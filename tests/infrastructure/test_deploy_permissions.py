@@ -1,12 +1,14 @@
-"""The deploy role allows everything CloudFormation does to deploy template.yaml, and no takeover.
+"""docs/deploy-role.yaml's roles allow what a release needs, each no more, and no key takeover.
 
 Every resource of the translated template (each parameter set of ``rehearsal.PARAMETER_SETS``), every
 phase (create, update, delete: RetainExceptOnCreate resources are deleted when a first create rolls
 back), every permission its handlers need (``cfn_permissions.HANDLERS``, each list with its source),
-evaluated by a real IAM policy engine (``iam_simulator``) against docs/deploy-role.yaml's policies, with
+evaluated by a real IAM policy engine (``iam_simulator``) against the CloudFormation execution role, with
 the request context CloudFormation supplies: the real names and ARNs, the stack's and the resource's
 tags as ``aws:RequestTag`` when a call creates and tags at once, the resource's tags as
-``aws:ResourceTag`` afterwards, and never an ``aws:cloudformation:*`` tag (KMS keys get none).
+``aws:ResourceTag`` afterwards, and never an ``aws:cloudformation:*`` tag (KMS keys get none). The GitHub
+roles (the deploy role, the change-set-only role) may run the release (.ci/release) and pass the
+execution role to CloudFormation, and nothing else: no resource, no IAM.
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ def managed_policies(stack: Stack, role: str) -> list[tuple[str, dict[str, Any]]
     return [(by_arn[arn], stack.properties(by_arn[arn])["PolicyDocument"]) for arn in arns]
 
 
-def deploy_role(environment: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-    """The principal CloudFormation acts as, and its policies."""
-    stack = role_stack(environment)
-    return stack.arn("DeployRole"), managed_policies(stack, "DeployRole")
+EXECUTION_ROLE, DEPLOY_ROLE, CHANGE_SET_ROLE = "CloudFormationExecutionRole", "DeployRole", "ChangeSetRole"
+
+
+def deploy_role(
+    environment: str, role: str = EXECUTION_ROLE, **parameters: str
+) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """A role of the environment's bootstrap stack (by default the one CloudFormation acts as), its policies."""
+    stack = role_stack(environment, **parameters)
+    return stack.arn(role), managed_policies(stack, role)
 
 
 def resources(stack: Stack, environment: str) -> list[Deployed]:
@@ -97,7 +104,7 @@ def test_each_permission_list_says_where_it_comes_from(resource_type: str) -> No
 # ------------------------------------------------------------------------------------- the deploy
 @pytest.mark.parametrize("name", sorted(rehearsal.PARAMETER_SETS))
 @pytest.mark.parametrize("phase", PHASES)
-def test_the_deploy_role_allows_every_call_of_every_handler(simulator: Simulator, name: str, phase: str) -> None:
+def test_the_execution_role_allows_every_call_of_every_handler(simulator: Simulator, name: str, phase: str) -> None:
     environment = rehearsal.environment_of(name)
     stack = rehearsal.deployed(name)
     requests = [
@@ -110,32 +117,113 @@ def test_the_deploy_role_allows_every_call_of_every_handler(simulator: Simulator
     assert evaluate(simulator, environment, stack, requests) == []
 
 
+STACK_ARN = "arn:aws:cloudformation:{region}:{account}:stack/location-detection-{env}/0f1e2d3c-4b5a"
+TRANSFORM = f"arn:aws:cloudformation:{REGION}:aws:transform/Serverless-2016-10-31"
+ARTIFACTS = f"arn:aws:s3:::{rehearsal.ARTIFACTS_BUCKET}"
+PACKAGE = f"{ARTIFACTS}/location-detection/{rehearsal.COMMIT}/packaged.yaml"
+#: .ci/release's calls, by the role that makes them.
+CHANGE_SET_CALLS = ("CreateChangeSet", "DescribeChangeSet", "DescribeStacks", "ListChangeSets", "GetTemplateSummary")
+DEPLOY_CALLS = (*CHANGE_SET_CALLS, "ExecuteChangeSet", "DeleteChangeSet", "DescribeStackEvents")
+#: The recovery commands of docs/runbook.md, run with the deploy role.
+RECOVERY_CALLS = ("CancelUpdateStack", "ContinueUpdateRollback", "RollbackStack", "DeleteChangeSet")
+
+
+def release_requests(environment: str, actions: tuple[str, ...]) -> list[Request]:
+    stack = STACK_ARN.format(region=REGION, account=ACCOUNT, env=environment)
+    return [Request(f"cloudformation:{a}", stack, why=a) for a in actions]
+
+
+def pass_execution_role(environment: str, service: str = "cloudformation") -> Request:
+    role = f"arn:aws:iam::{ACCOUNT}:role/location-detection-cloudformation-{environment}"
+    return Request("iam:PassRole", role, {"iam:PassedToService": f"{service}.amazonaws.com"}, why=f"pass to {service}")
+
+
 @pytest.mark.parametrize("environment", ["dev", "prod"])
-def test_the_deploy_role_runs_sam_deploy_and_the_roll_back_commands(simulator: Simulator, environment: str) -> None:
-    principal, identity = deploy_role(environment)
-    stack_arn = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/location-detection-{environment}/0f1e2d3c"
-    transform = f"arn:aws:cloudformation:{REGION}:aws:transform/Serverless-2016-10-31"
-    artifacts = (
-        f"arn:aws:s3:::aws-sam-cli-managed-default-samclisourcebucket-1a2b3c4d5e6f/location-detection-{environment}/abc"
-    )
+def test_the_deploy_role_runs_the_release_and_the_recovery_commands(simulator: Simulator, environment: str) -> None:
+    packages_here = str(environment == "dev").lower()
+    principal, identity = deploy_role(environment, DEPLOY_ROLE, CreateArtifactsBucket=packages_here)
     requests = [
-        *(
-            Request(f"cloudformation:{action}", stack_arn)
-            for action in (
-                *("CreateChangeSet", "DescribeChangeSet", "ExecuteChangeSet", "DeleteChangeSet"),
-                *("DescribeStacks", "DescribeStackEvents", "GetTemplate", "CancelUpdateStack"),
-                "ContinueUpdateRollback",
-            )
-        ),
-        Request("cloudformation:CreateChangeSet", transform, why="the SAM transform", unvalidated=NO_TRANSFORM_TYPE),
-        Request("s3:PutObject", artifacts, why="sam deploy uploads the package"),
-        Request("s3:GetObject", artifacts, why="Lambda reads the code with the deploy's credentials"),
+        *release_requests(environment, DEPLOY_CALLS + RECOVERY_CALLS),
+        Request("cloudformation:CreateChangeSet", TRANSFORM, why="the SAM transform", unvalidated=NO_TRANSFORM_TYPE),
+        Request("s3:GetObject", PACKAGE, why="CloudFormation reads the package with the caller's credentials"),
+        Request("s3:ListBucket", ARTIFACTS, why="a missing package is 404, not 403"),
+        pass_execution_role(environment),
     ]
+    written = Request("s3:PutObject", PACKAGE, why="sam package and the 'passed dev' mark")
     assert refused(simulator.evaluate(principal, ACCOUNT, Policies(identity), requests)) == []
+    (put,) = simulator.evaluate(principal, ACCOUNT, Policies(identity), [written])
+    assert put.allowed == (environment == "dev"), "only the account that packages writes packages"
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
-def test_the_deploy_role_reads_no_data_and_invokes_nothing(simulator: Simulator, environment: str) -> None:
+def test_the_change_set_role_creates_change_sets_and_cannot_execute_them(
+    simulator: Simulator, environment: str
+) -> None:
+    principal, identity = deploy_role(environment, CHANGE_SET_ROLE)
+    allowed = [
+        *release_requests(environment, CHANGE_SET_CALLS),
+        Request("cloudformation:CreateChangeSet", TRANSFORM, why="the SAM transform", unvalidated=NO_TRANSFORM_TYPE),
+        Request("s3:GetObject", PACKAGE, why="the package and the 'passed dev' mark"),
+        pass_execution_role(environment),
+    ]
+    forbidden = [
+        *release_requests(
+            environment, ("ExecuteChangeSet", "DeleteChangeSet", "UpdateStack", "DeleteStack", "CreateStack")
+        ),
+        Request("s3:PutObject", PACKAGE, why="replace the package dev tested"),
+    ]
+    assert refused(simulator.evaluate(principal, ACCOUNT, Policies(identity), allowed)) == []
+    decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
+    assert [d.request.describe() for d in decided if d.allowed] == []
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("role", [DEPLOY_ROLE, CHANGE_SET_ROLE])
+def test_the_github_roles_cannot_create_iam_or_touch_resources_themselves(
+    simulator: Simulator, environment: str, role: str
+) -> None:
+    """They pass the execution role to CloudFormation, and only to CloudFormation: what the stack's
+    resources become is CloudFormation's doing, from the reviewed template."""
+    principal, identity = deploy_role(environment, role)
+    prefix = f"location-detection-{environment}"
+    iam_role = f"arn:aws:iam::{ACCOUNT}:role/{prefix}-ApiFunctionRole-ABC"
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:location-detection/{environment}/api-keys-AbCdEf"
+    forbidden = [
+        *(
+            Request(f"iam:{a}", iam_role, why=a)
+            for a in ("CreateRole", "PutRolePolicy", "AttachRolePolicy", "UpdateAssumeRolePolicy", "DeleteRole")
+        ),
+        Request("iam:PassRole", iam_role, {"iam:PassedToService": "lambda.amazonaws.com"}, why="the function's role"),
+        pass_execution_role(environment, "lambda"),
+        Request("iam:CreatePolicyVersion", f"arn:aws:iam::{ACCOUNT}:policy/{prefix}-deploy-data", why="widen"),
+        Request("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{prefix}-api", why="code"),
+        Request("dynamodb:DeleteTable", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{prefix}-jobs", why="jobs"),
+        Request("s3:DeleteBucket", f"arn:aws:s3:::{prefix}-blueprints-{ACCOUNT}-{REGION}", why="files"),
+        Request("kms:CreateKey", "*", {"aws:RequestTag/location-detection-stack": prefix}, why="a key"),
+        Request("secretsmanager:GetSecretValue", secret, why="the secret"),
+    ]
+    decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
+    assert [d.request.describe() for d in decided if d.allowed] == []
+
+
+def test_only_cloudformation_may_assume_the_execution_role_and_nothing_can_edit_it() -> None:
+    stack = role_stack("prod")
+    props = stack.properties(EXECUTION_ROLE)
+
+    assert props["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Sid": "CloudFormationOnly",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudformation.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    assert props["RoleName"] == "location-detection-cloudformation-prod"
+    assert not props["RoleName"].startswith("location-detection-prod-"), "outside the role names it may manage"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_execution_role_reads_no_data_and_invokes_nothing(simulator: Simulator, environment: str) -> None:
     """Configuration, not content: no table item, no object, no invocation, no decryption outside
     Secrets Manager, nothing of the other environment."""
     other = {"dev": "prod", "prod": "dev"}[environment]

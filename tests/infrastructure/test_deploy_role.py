@@ -1,9 +1,10 @@
-"""docs/deploy-role.yaml: the OIDC provider and the deploy role of one environment (docs/deploy.md).
+"""docs/deploy-role.yaml: the OIDC provider, the GitHub roles, the execution role, the artifacts bucket.
 
-The role must be assumable only by this repository's jobs in the GitHub environment of the same name, must
-be able to deploy every resource template.yaml declares, and no more: no wildcard actions, "*" resources
-only for actions AWS cannot scope, nothing of the other environment, no data reads, no deleting what the
-stack retains, no changing itself.
+The GitHub roles are assumable only by this repository's jobs in the GitHub environment of the same name
+(ENV for the deploy role, ENV-changeset for the change-set-only role); the execution role only by
+CloudFormation. Together they may deploy every resource template.yaml declares, and no more: no wildcard
+actions, "*" resources only for actions AWS cannot scope, nothing of the other environment, no data
+reads, no role changing itself. What each role may do call by call is test_deploy_permissions.py's.
 """
 
 from __future__ import annotations
@@ -44,14 +45,18 @@ def role_stack(environment: str, **parameters: str) -> Stack:
     return Stack(load_template(ROLE_TEMPLATE), values, region=REGION)
 
 
-def statements(stack: Stack) -> list[dict[str, Any]]:
-    """Every statement of the role's managed policies, resolved."""
-    role = stack.properties("DeployRole")
+ROLES = ("DeployRole", "ChangeSetRole", "CloudFormationExecutionRole")
+GITHUB_ROLES = {"DeployRole": "{env}", "ChangeSetRole": "{env}-changeset"}
+
+
+def statements(stack: Stack, roles: tuple[str, ...] = ROLES) -> list[dict[str, Any]]:
+    """Every statement of the roles' managed policies, resolved."""
     found = []
-    for policy_id in (ref["Ref"] for ref in stack.resources["DeployRole"]["Properties"]["ManagedPolicyArns"]):
-        assert stack.resources[policy_id]["Type"] == "AWS::IAM::ManagedPolicy"
-        found += stack.properties(policy_id)["PolicyDocument"]["Statement"]
-    assert "Policies" not in role, "all permissions live in the named managed policies"
+    for role in roles:
+        assert "Policies" not in stack.properties(role), "all permissions live in the named managed policies"
+        for policy_id in (ref["Ref"] for ref in stack.resources[role]["Properties"]["ManagedPolicyArns"]):
+            assert stack.resources[policy_id]["Type"] == "AWS::IAM::ManagedPolicy"
+            found += stack.properties(policy_id)["PolicyDocument"]["Statement"]
     return found
 
 
@@ -59,7 +64,7 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def allows(stack: Stack, action: str, resource: str) -> bool:
+def allows(stack: Stack, action: str, resource: str, roles: tuple[str, ...] = ROLES) -> bool:
     """Whether an Allow statement matches (conditions aside) and no Deny does."""
 
     def matches(statement: dict[str, Any]) -> bool:
@@ -67,7 +72,7 @@ def allows(stack: Stack, action: str, resource: str) -> bool:
             fnmatchcase(resource, r) for r in as_list(statement["Resource"])
         )
 
-    found = [s for s in statements(stack) if matches(s)]
+    found = [s for s in statements(stack, roles) if matches(s)]
     return any(s["Effect"] == "Allow" for s in found) and not any(s["Effect"] == "Deny" for s in found)
 
 
@@ -89,11 +94,13 @@ def test_the_oidc_provider_is_githubs_for_sts_and_optional() -> None:
 
 
 @pytest.mark.parametrize("create_provider", ["true", "false"])
+@pytest.mark.parametrize("role", sorted(GITHUB_ROLES))
 def test_only_this_repositorys_jobs_in_the_environment_may_assume_the_role(
-    environment: str, create_provider: str
+    environment: str, create_provider: str, role: str
 ) -> None:
     stack = role_stack(environment, CreateOidcProvider=create_provider)
-    (trust,) = stack.properties("DeployRole")["AssumeRolePolicyDocument"]["Statement"]
+    (trust,) = stack.properties(role)["AssumeRolePolicyDocument"]["Statement"]
+    github_environment = GITHUB_ROLES[role].format(env=environment)
 
     assert trust["Effect"] == "Allow"
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -104,13 +111,14 @@ def test_only_this_repositorys_jobs_in_the_environment_may_assume_the_role(
     assert trust["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": f"repo:{OWNER}/{REPOSITORY}:environment:{environment}",
+            "token.actions.githubusercontent.com:sub": f"repo:{OWNER}/{REPOSITORY}:environment:{github_environment}",
         }
     }
 
 
 def test_sessions_last_at_most_an_hour(environment: str) -> None:
-    assert role_stack(environment).properties("DeployRole")["MaxSessionDuration"] == 3600
+    for role in GITHUB_ROLES:
+        assert role_stack(environment).properties(role)["MaxSessionDuration"] == 3600, role
 
 
 def test_no_wildcard_actions_and_star_only_where_aws_cannot_scope(environment: str) -> None:
@@ -130,17 +138,38 @@ def test_nothing_of_the_other_environment(environment: str) -> None:
             assert f"/{other}/" not in str(stack.properties(logical_id)), logical_id
 
 
-def test_the_role_hands_the_function_role_to_lambda_only(environment: str) -> None:
-    (pass_role,) = [s for s in statements(role_stack(environment)) if "iam:PassRole" in as_list(s["Action"])]
-    assert pass_role["Resource"] == f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/location-detection-{environment}-*"
-    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
-
-
-def test_the_role_cannot_change_itself(environment: str) -> None:
+def test_the_execution_role_hands_the_stacks_roles_to_lambda_and_codedeploy_only(environment: str) -> None:
     stack = role_stack(environment)
-    own = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{stack.properties('DeployRole')['RoleName']}"
-    for action in ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"):
-        assert not allows(stack, action, own), action
+    (pass_role,) = [
+        s for s in statements(stack, ("CloudFormationExecutionRole",)) if "iam:PassRole" in as_list(s["Action"])
+    ]
+    assert pass_role["Resource"] == f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/location-detection-{environment}-*"
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "codedeploy.amazonaws.com"]}
+    }
+
+
+@pytest.mark.parametrize("role", sorted(GITHUB_ROLES))
+def test_the_github_roles_pass_only_the_execution_role_and_only_to_cloudformation(environment: str, role: str) -> None:
+    stack = role_stack(environment)
+    (pass_role,) = [s for s in statements(stack, (role,)) if "iam:PassRole" in as_list(s["Action"])]
+    assert pass_role["Resource"] == stack.arn("CloudFormationExecutionRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+    assert not [
+        a
+        for s in statements(stack, (role,))
+        for a in as_list(s["Action"])
+        if a.startswith("iam:") and a != "iam:PassRole"
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_role_can_change_itself_or_another_of_these(environment: str, role: str) -> None:
+    stack = role_stack(environment)
+    for target in ROLES:
+        arn = stack.arn(target)
+        for action in ("iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole"):
+            assert not allows(stack, action, arn, (role,)), (role, action, target)
 
 
 def test_the_function_role_boundary_is_enforced_only_when_asked(environment: str) -> None:
@@ -151,3 +180,26 @@ def test_the_function_role_boundary_is_enforced_only_when_asked(environment: str
     enforced = boundary_conditions(role_stack(environment, RequireFunctionRoleBoundary="true"))
     boundary = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:policy/location-detection-{environment}-function-boundary"
     assert enforced == [{"StringEquals": {"iam:PermissionsBoundary": boundary}}]
+
+
+def test_the_artifacts_bucket_is_private_tls_only_expiring_and_only_in_the_packaging_account() -> None:
+    dev = role_stack("dev")
+    props = dev.properties("ArtifactsBucket")
+    (deny,) = dev.properties("ArtifactsBucketPolicy")["PolicyDocument"]["Statement"]
+
+    assert props["BucketName"] == f"location-detection-artifacts-{LOCAL_ACCOUNT_ID}-{REGION}"
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 90, "how long a commit's package can still be promoted"
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert not role_stack("prod", CreateArtifactsBucket="false").condition("CreateArtifacts")
+
+
+def test_prod_in_another_account_may_read_the_packages_and_nothing_else() -> None:
+    dev = role_stack("dev", ArtifactsReaderAccountId="210987654321")
+    _, reader = dev.properties("ArtifactsBucketPolicy")["PolicyDocument"]["Statement"]
+
+    assert reader["Principal"] == {"AWS": "arn:aws:iam::210987654321:root"}
+    assert set(reader["Action"]) == {"s3:GetObject", "s3:ListBucket"}
+    assert reader["Resource"][1].endswith("/location-detection/*")

@@ -164,14 +164,14 @@ def restore_environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def role_policies(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
-    return [(p["PolicyName"], p["PolicyDocument"]) for p in stack.properties(ROLE)["Policies"]]
+def role_policies(stack: Stack, role: str = ROLE) -> list[tuple[str, dict[str, Any]]]:
+    return [(p["PolicyName"], p["PolicyDocument"]) for p in stack.properties(role)["Policies"]]
 
 
-def boundary_policy() -> list[tuple[str, dict[str, Any]]]:
+def boundary_policy(environment: str = "dev") -> list[tuple[str, dict[str, Any]]]:
     roles = Stack(
         load_template(ROOT / "docs" / "deploy-role.yaml"),
-        {"Environment": "dev", "GitHubOwner": "acme", "GitHubRepository": "location-detection"},
+        {"Environment": environment, "GitHubOwner": "acme", "GitHubRepository": "location-detection"},
         region=REGION,
         account_id=ACCOUNT,
     )
@@ -234,6 +234,37 @@ def test_what_lambda_does_with_the_role_is_allowed(simulator: Simulator, transla
     }
     assert evaluate(simulator, translated_dev, runtime) == []
     assert evaluate(simulator, translated_dev, runtime, boundary=True) == []
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_codedeploy_may_shift_the_alias_and_read_the_canary_alarms_within_the_boundary(
+    simulator: Simulator, name: str
+) -> None:
+    """What CodeDeploy does with DeploymentRole during a deploy (AWS's AWSCodeDeployRoleForLambdaLimited
+    lists these for a Lambda deployment), and that the role's other neighbours are out of reach."""
+    stack = rehearsal.deployed(name)
+    alias = stack.ref("ApiFunctionAliaslive")
+    alarms = [
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{stack.properties(a)['AlarmName']}"
+        for a in ("CanaryErrorsAlarm", "CanaryApi5xxAlarm")
+    ]
+    needed = [
+        Request("lambda:GetAlias", alias, why="read where live points"),
+        Request("lambda:UpdateAlias", alias, why="shift live's traffic"),
+        Request("lambda:GetProvisionedConcurrencyConfig", alias, why="check provisioned concurrency"),
+        *(Request("cloudwatch:DescribeAlarms", a, why="watch the canary alarm") for a in alarms),
+    ]
+    other = "prod" if rehearsal.environment_of(name) == "dev" else "dev"
+    forbidden = [
+        Request("lambda:UpdateAlias", alias.replace(f"-{rehearsal.environment_of(name)}-", f"-{other}-")),
+        Request("lambda:InvokeFunction", alias),
+        Request("lambda:UpdateFunctionCode", stack.arn("ApiFunction")),
+    ]
+    principal, identity = stack.arn("DeploymentRole"), role_policies(stack, "DeploymentRole")
+    boundary = boundary_policy(rehearsal.environment_of(name))
+    assert refused(simulator.evaluate(principal, ACCOUNT, Policies(identity, boundary), needed)) == []
+    decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
+    assert [d.request.describe() for d in decided if d.allowed] == []
 
 
 def test_the_role_grants_nothing_the_code_does_not_use(

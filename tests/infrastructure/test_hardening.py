@@ -191,7 +191,12 @@ EXPECTED_ALARMS = {
     "FunctionDurationAlarm": "function-duration-p99",
     "JobsTableThrottlesAlarm": "jobs-table-throttles",
     "PreviewCacheTableThrottlesAlarm": "preview-cache-table-throttles",
+    "CanaryErrorsAlarm": "canary-errors",
+    "CanaryApi5xxAlarm": "canary-api-5xx",
 }
+#: The canary's rollback triggers, and how long the canary lasts (Canary10Percent5Minutes).
+CANARY_ALARMS = ["CanaryErrorsAlarm", "CanaryApi5xxAlarm"]
+CANARY_SECONDS = 300
 
 
 def test_the_stack_has_exactly_the_documented_alarms(stack: Stack) -> None:
@@ -474,3 +479,75 @@ def test_checkov_skips_are_exactly_the_reviewed_ones(stack: Stack) -> None:
 
     assert len(skipped) == len(set(skipped)), "a check skipped twice on one resource"
     assert set(skipped) == REVIEWED_SKIPS
+
+
+# ----------------------------------------------------------------------------- gradual deploys
+def test_every_deploy_moves_the_live_alias_through_codedeploy(stack: Stack, prod_stack: Stack) -> None:
+    """A canary in prod (10% for 5 minutes), all at once in dev; from the mapping, so no override can
+    skip prod's canary by mistake."""
+    function = raw(stack, "ApiFunction")
+    preference = function["DeploymentPreference"]
+
+    assert function["AutoPublishAlias"] == "live"
+    assert preference["Type"] == {"Fn::FindInMap": ["EnvironmentSettings", {"Ref": "Environment"}, "DeploymentType"]}
+    assert stack.resolve(preference["Type"]) == "AllAtOnce"
+    assert prod_stack.resolve(preference["Type"]) == "Canary10Percent5Minutes"
+    assert preference["Role"] == {"Fn::GetAtt": ["DeploymentRole", "Arn"]}
+    assert "Enabled" not in preference or preference["Enabled"] is True
+
+
+def test_the_canary_rolls_back_on_one_minute_alarms_that_fire_within_it(stack: Stack) -> None:
+    preference = raw(stack, "ApiFunction")["DeploymentPreference"]
+    assert preference["Alarms"] == [{"Ref": logical_id} for logical_id in CANARY_ALARMS]
+    for logical_id in CANARY_ALARMS:
+        alarm = alarms(stack)[logical_id]
+        periods = [q["MetricStat"]["Period"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        period = alarm.get("Period") or max(periods)
+        assert period == 60, logical_id
+        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1), logical_id
+        assert period * alarm["EvaluationPeriods"] < CANARY_SECONDS, f"{logical_id} must be able to fire in time"
+
+
+def test_the_canary_errors_alarm_watches_the_alias(stack: Stack) -> None:
+    """Alias-scoped: the live alias's invocations (the canary's share among them), not $LATEST's."""
+    alarm = alarms(stack)["CanaryErrorsAlarm"]
+    alias = raw(stack, "ApiFunction")["AutoPublishAlias"]
+
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert alarm["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "ApiFunction"}},
+        {"Name": "Resource", "Value": {"Fn::Sub": f"${{ApiFunction}}:{alias}"}},
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+
+
+def test_the_canary_5xx_alarm_sees_the_500s_the_handler_answers(stack: Stack) -> None:
+    """The handler turns exceptions into 500 responses, which Lambda does not count as errors: the API's
+    5xx rate over one minute catches a version that answers them (10% of requests during the canary)."""
+    alarm = alarms(stack)["CanaryApi5xxAlarm"]
+    read = {stat["Metric"]["MetricName"] for stat in metric_stats(alarm)}
+
+    assert read == {"5xx", "Count"}
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 5)
+    assert "100 * FILL(errors, 0) / requests" in the_expression(alarm)["Expression"]
+
+
+def test_codedeploy_may_move_the_alias_and_read_the_alarms_and_nothing_else() -> None:
+    stack = Stack(load_template(), {"Environment": "prod"})
+    role = stack.properties("DeploymentRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    (policy,) = role["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+
+    assert trust["Principal"] == {"Service": "codedeploy.amazonaws.com"}
+    assert {a for s in statements for a in s["Action"] if isinstance(s["Action"], list)} | {
+        s["Action"] for s in statements if isinstance(s["Action"], str)
+    } == {
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+        "lambda:GetProvisionedConcurrencyConfig",
+        "cloudwatch:DescribeAlarms",
+    }
+    resources = [r for s in statements for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    assert "*" not in resources
+    assert all("location-detection-prod" in r for r in resources), resources

@@ -38,6 +38,13 @@ EXPECTED_RESOURCES = {
     "ApiFunctionLogGroup": "AWS::Logs::LogGroup",
     "ApiFunctionRole": "AWS::IAM::Role",
     "ApiFunction": "AWS::Lambda::Function",
+    # AutoPublishAlias and DeploymentPreference: a version per deploy (its logical id ends in a hash of
+    # the code, hence the *), the alias API Gateway calls, and CodeDeploy's application and group.
+    "ApiFunctionVersion*": "AWS::Lambda::Version",
+    "ApiFunctionAliaslive": "AWS::Lambda::Alias",
+    "ServerlessDeploymentApplication": "AWS::CodeDeploy::Application",
+    "ApiFunctionDeploymentGroup": "AWS::CodeDeploy::DeploymentGroup",
+    "DeploymentRole": "AWS::IAM::Role",
     "JobsTable": "AWS::DynamoDB::Table",
     "PreviewCacheTable": "AWS::DynamoDB::Table",
     "BlueprintsBucket": "AWS::S3::Bucket",
@@ -68,6 +75,8 @@ EXPECTED_RESOURCES = {
             "FunctionDurationAlarm",
             "JobsTableThrottlesAlarm",
             "PreviewCacheTableThrottlesAlarm",
+            "CanaryErrorsAlarm",
+            "CanaryApi5xxAlarm",
         ),
         "AWS::CloudWatch::Alarm",
     ),
@@ -78,6 +87,16 @@ NEVER_PRESENT = {"AlarmTopicEmail": "AWS::SNS::Subscription"}
 OWNER_TAG = "location-detection-stack"
 #: moto repeats its "not supported" warning on later calls; create_in_moto has recorded the first ones.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* but it.s not supported:UserWarning")
+
+
+def version_id(logical_ids: Any) -> str:
+    (found,) = [i for i in logical_ids if i.startswith("ApiFunctionVersion")]
+    return str(found)
+
+
+def normalised(resources: dict[str, str]) -> dict[str, str]:
+    """Logical ids with the version's hash replaced by * (as in EXPECTED_RESOURCES)."""
+    return {("ApiFunctionVersion*" if i.startswith("ApiFunctionVersion") else i): t for i, t in resources.items()}
 
 
 def expected(name: str) -> dict[str, str]:
@@ -105,8 +124,8 @@ def test_the_translated_template_has_exactly_the_expected_resources(name: str) -
     resources = {logical_id: r["Type"] for logical_id, r in present.items()}
     everything = {i: r["Type"] for i, r in rehearsal.translated(name)["Resources"].items()}
 
-    assert resources == expected(name)
-    assert everything == {**EXPECTED_RESOURCES, **JWT_ONLY, **NEVER_PRESENT}, "conditional ones included"
+    assert normalised(resources) == expected(name)
+    assert normalised(everything) == {**EXPECTED_RESOURCES, **JWT_ONLY, **NEVER_PRESENT}, "conditional ones included"
     assert not [t for t in resources.values() if t.startswith("AWS::Serverless::")], "SAM translated them all"
 
 
@@ -154,6 +173,43 @@ def test_the_api_has_no_generated_body_and_every_route_of_its_own(name: str) -> 
         assert guarded["AuthorizationType"] == "NONE"
         assert "AuthorizerId" not in guarded
     assert [r["AuthorizationType"] for key, r in routes.items() if key != "ANY /api/{proxy+}"] == ["NONE"] * 5
+
+
+@pytest.mark.parametrize("name", sorted(rehearsal.PARAMETER_SETS))
+def test_the_api_calls_the_live_alias_which_codedeploy_moves_to_each_new_version(name: str) -> None:
+    stack = rehearsal.deployed(name)
+    alias = stack.properties("ApiFunctionAliaslive")
+    version = version_id(stack.resources)
+    update = stack.resolve(stack.resources["ApiFunctionAliaslive"]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"])
+
+    assert (alias["Name"], alias["FunctionName"]) == ("live", stack.ref("ApiFunction"))
+    assert stack.resources["ApiFunctionAliaslive"]["Properties"]["FunctionVersion"] == {
+        "Fn::GetAtt": [version, "Version"]
+    }
+    assert stack.resources[version]["DeletionPolicy"] == "Retain", "CodeDeploy rolls back to the old version"
+    assert update == {
+        "ApplicationName": stack.ref("ServerlessDeploymentApplication"),
+        "DeploymentGroupName": stack.ref("ApiFunctionDeploymentGroup"),
+    }
+    assert stack.properties("ApiIntegration")["IntegrationUri"] == stack.ref("ApiFunctionAliaslive")
+    assert stack.properties("ApiInvokePermission")["FunctionName"] == stack.ref("ApiFunctionAliaslive")
+
+
+@pytest.mark.parametrize("name", sorted(rehearsal.PARAMETER_SETS))
+def test_prod_deploys_by_canary_and_dev_all_at_once_rolled_back_by_the_canary_alarms(name: str) -> None:
+    stack = rehearsal.deployed(name)
+    group = stack.properties("ApiFunctionDeploymentGroup")
+    canary = {"dev": "AllAtOnce", "prod": "Canary10Percent5Minutes"}[rehearsal.environment_of(name)]
+
+    assert group["DeploymentConfigName"] == f"CodeDeployDefault.Lambda{canary}"
+    assert group["AlarmConfiguration"] == {
+        "Enabled": True,
+        "Alarms": [{"Name": stack.ref("CanaryErrorsAlarm")}, {"Name": stack.ref("CanaryApi5xxAlarm")}],
+    }
+    assert group["AutoRollbackConfiguration"]["Enabled"] is True
+    assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(group["AutoRollbackConfiguration"]["Events"])
+    assert group["ServiceRoleArn"] == stack.arn("DeploymentRole")
+    assert stack.properties("ServerlessDeploymentApplication") == {"ComputePlatform": "Lambda"}
 
 
 @pytest.mark.parametrize("name", sorted(rehearsal.PARAMETER_SETS))
@@ -250,14 +306,19 @@ def environment(created: MotoStack) -> str:
 
 def test_the_stack_is_created_and_moto_skips_only_the_listed_types(created: MotoStack) -> None:
     types = set(expected(created.name).values())
+    assert "AWS::Lambda::Version" in types
 
     assert created.status == "CREATE_COMPLETE"
     assert created.skipped == types & set(rehearsal.MOTO_SKIPPED), "list a skipped type in MOTO_SKIPPED, with why"
-    created_here = {i for i, t in expected(created.name).items() if t not in rehearsal.MOTO_SKIPPED}
+    present = set(rehearsal.deployed(created.name).present())
+    created_here = {
+        i for i in present if rehearsal.deployed(created.name).resources[i]["Type"] not in rehearsal.MOTO_SKIPPED
+    }
+    assert len(created_here) >= 20
     for logical_id in created_here:
         summary = created.resources[logical_id]
         assert summary["ResourceStatus"] == "CREATE_COMPLETE", logical_id
-        assert summary["ResourceType"] == expected(created.name)[logical_id], logical_id
+        assert summary["ResourceType"] == normalised({logical_id: summary["ResourceType"]}).popitem()[1], logical_id
         if "(physical id)" not in rehearsal.MOTO_DROPS.get(summary["ResourceType"], ()):
             assert summary["PhysicalResourceId"], logical_id
 
@@ -323,6 +384,8 @@ def test_the_function_is_configured_as_the_code_expects_and_every_name_it_gets_e
     client("s3").head_bucket(Bucket=variables["BLUEPRINTS_BUCKET"])
     client("s3").head_bucket(Bucket=variables["CACHE_BUCKET"])
     assert rehearsal.deployed(created.name).properties("ApiKeysSecret")["Name"] == variables["API_KEYS_SECRET_NAME"]
+    versions = client("lambda").list_versions_by_function(FunctionName=config["FunctionName"])["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"], "the deploy published a version"
     concurrency = client("lambda").get_function_concurrency(FunctionName=config["FunctionName"])
     reserved = int(rehearsal.parameters(created.name)["ReservedConcurrency"])
     assert concurrency.get("ReservedConcurrentExecutions", 0) == reserved

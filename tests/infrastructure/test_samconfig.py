@@ -47,7 +47,8 @@ def test_deploy_config_targets_its_environment(samconfig: dict[str, Any], enviro
     assert config["stack_name"] == f"location-detection-{environment}"
     assert config["region"] == "us-east-1"
     assert config["capabilities"] == "CAPABILITY_IAM"
-    assert config["resolve_s3"] is True
+    # No SAM-managed bucket: .ci/release packages into the artifacts bucket, under the commit.
+    assert not {"resolve_s3", "s3_bucket", "s3_prefix"} & set(config)
 
 
 def test_dev_and_prod_deploy_to_different_stacks(samconfig: dict[str, Any]) -> None:
@@ -130,3 +131,18 @@ def test_dev_reserves_no_concurrency_and_prod_reserves_some(samconfig: dict[str,
     assert int(overrides(samconfig, "prod")["ReservedConcurrency"]) >= 1
     prod_section = (ROOT / "samconfig.toml").read_text(encoding="utf-8").split("[prod.deploy.parameters]")[1]
     assert "Service Quotas" in prod_section
+
+
+def test_throttling_is_sized_from_the_nfr_and_says_why(samconfig: dict[str, Any]) -> None:
+    """1000 requests/s steady in prod (the NFR), a lower ceiling in dev; bursts above the steady rate;
+    prod's reserved concurrency carries that rate at 100 ms per request with room to spare."""
+    dev, prod = overrides(samconfig, "dev"), overrides(samconfig, "prod")
+    text = (ROOT / "samconfig.toml").read_text(encoding="utf-8")
+
+    assert int(prod["ApiThrottlingRateLimit"]) == 1000
+    assert int(prod["ApiThrottlingBurstLimit"]) >= int(prod["ApiThrottlingRateLimit"])
+    assert int(dev["ApiThrottlingRateLimit"]) < int(prod["ApiThrottlingRateLimit"])
+    assert int(dev["ApiThrottlingBurstLimit"]) >= int(dev["ApiThrottlingRateLimit"])
+    assert int(prod["ReservedConcurrency"]) >= int(prod["ApiThrottlingRateLimit"]) * 0.1
+    for section in ("[dev.deploy.parameters]", "[prod.deploy.parameters]"):
+        assert "requests/s" in text.split(section)[1].split("[")[0], f"{section}: say why next to the numbers"

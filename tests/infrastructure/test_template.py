@@ -223,7 +223,8 @@ def test_every_route_goes_to_the_one_lambda_integration_with_payload_2_0(stack: 
         assert route["Properties"]["Target"] == {"Fn::Sub": f"integrations/${{{integration_id}}}"}, logical_id
     assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
-    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": ["ApiFunction", "Arn"]}
+    # The alias, never $LATEST: what CodeDeploy shifts gradually is what API Gateway calls.
+    assert integration["Properties"]["IntegrationUri"] == {"Ref": "ApiFunction.Alias"}
 
 
 def test_only_the_api_routes_can_require_a_token(stack: Stack) -> None:
@@ -239,7 +240,8 @@ def test_api_gateway_may_invoke_the_function_from_this_api_only(env_stack: Stack
 
     assert others == []
     assert (props["Action"], props["Principal"]) == ("lambda:InvokeFunction", "apigateway.amazonaws.com")
-    assert props["FunctionName"] == env_stack.ref("ApiFunction")
+    assert props["FunctionName"] == env_stack.alias("ApiFunction")
+    assert props["FunctionName"].endswith(":live")
     assert props["SourceArn"] == f"arn:aws:execute-api:{REGION}:{LOCAL_ACCOUNT_ID}:{api_id}/*"
 
 
