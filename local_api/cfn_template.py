@@ -3,11 +3,15 @@
 The template is the one source of truth for table key schemas, TTLs, bucket names, parameters and the
 function's environment. This is a deliberately small resolver: ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``
 (to a placeholder ARN), ``Fn::If``/``Fn::Equals``/``Fn::Not``/``Fn::And``/``Fn::Or``, ``Fn::Join``,
-``Fn::Split``, ``Fn::FindInMap`` and the pseudo parameters, which is all the template uses.
+``Fn::Split``, ``Fn::FindInMap`` and the pseudo parameters, which is all the template uses. ``Ref`` and
+``Fn::GetAtt ... .Arn`` return what CloudFormation returns for each resource type (a name, an id or an
+ARN); where AWS makes up part of it (a key id, a secret's suffix, a role's generated name), a stable
+stand-in derived from the logical id, so that a policy and a request built from the same stack agree.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +24,41 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 LOCAL_ACCOUNT_ID = "123456789012"
 
 _SHORT_FORMS = ("Ref", "Condition")
+_NAME_PROPERTIES = (
+    "TableName",
+    "BucketName",
+    "Name",
+    "FunctionName",
+    "LogGroupName",
+    "TopicName",
+    "AliasName",
+    "RoleName",
+    "ManagedPolicyName",
+)
+_ARN = "arn:aws:{service}:{region}:{account}:"
+#: What ``Ref`` returns when it is not the resource's name (CloudFormation's "Return values" of each type).
+_REF_FORMS = {
+    "AWS::SecretsManager::Secret": _ARN.format(service="secretsmanager", region="{region}", account="{account}")
+    + "secret:{name}-{suffix}",
+    "AWS::SNS::Topic": _ARN.format(service="sns", region="{region}", account="{account}") + "{name}",
+    "AWS::KMS::Key": "{key_id}",
+    "AWS::ApiGatewayV2::Api": "{api_id}",
+    "AWS::IAM::ManagedPolicy": "arn:aws:iam::{account}:policy/{name}",
+    "AWS::IAM::OIDCProvider": "arn:aws:iam::{account}:oidc-provider/{name}",
+}
+#: What ``Fn::GetAtt X.Arn`` returns, by resource type.
+_ARN_FORMS = {
+    "AWS::S3::Bucket": "arn:aws:s3:::{name}",
+    "AWS::DynamoDB::Table": _ARN.format(service="dynamodb", region="{region}", account="{account}") + "table/{name}",
+    "AWS::Logs::LogGroup": _ARN.format(service="logs", region="{region}", account="{account}") + "log-group:{name}:*",
+    "AWS::KMS::Key": _ARN.format(service="kms", region="{region}", account="{account}") + "key/{key_id}",
+    "AWS::Lambda::Function": _ARN.format(service="lambda", region="{region}", account="{account}") + "function:{name}",
+    "AWS::Serverless::Function": _ARN.format(service="lambda", region="{region}", account="{account}")
+    + "function:{name}",
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
+    "AWS::SNS::Topic": _REF_FORMS["AWS::SNS::Topic"],
+    "AWS::SecretsManager::Secret": _REF_FORMS["AWS::SecretsManager::Secret"],
+}
 
 
 class _NoValue:
@@ -68,6 +107,7 @@ class Stack:
     template: dict[str, Any]
     parameters: dict[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
+    account_id: str = LOCAL_ACCOUNT_ID
 
     def __post_init__(self) -> None:
         values = {name: str(spec.get("Default", "")) for name, spec in self.template.get("Parameters", {}).items()}
@@ -78,6 +118,10 @@ class Stack:
     def resources(self) -> dict[str, dict[str, Any]]:
         return dict(self.template.get("Resources", {}))
 
+    def present(self) -> dict[str, dict[str, Any]]:
+        """The resources these parameters create (those whose Condition holds, and those without one)."""
+        return {name: r for name, r in self.resources.items() if "Condition" not in r or self.condition(r["Condition"])}
+
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {name: r for name, r in self.resources.items() if r.get("Type") == resource_type}
 
@@ -85,13 +129,47 @@ class Stack:
         return dict(self.resolve(self.resources[logical_id].get("Properties", {})))
 
     def physical_name(self, logical_id: str) -> str:
-        """What ``Ref`` returns for a resource, as the local API names it."""
+        """The resource's name: the one the template gives it, or the one CloudFormation would generate."""
         resource = self.resources[logical_id]
         props = resource.get("Properties", {})
-        for key in ("TableName", "BucketName", "Name", "FunctionName", "LogGroupName"):
+        for key in _NAME_PROPERTIES:
             if key in props:
                 return str(self.resolve(props[key]))
-        return logical_id
+        if resource.get("Type") == "AWS::IAM::OIDCProvider":
+            return str(self.resolve(props["Url"])).removeprefix("https://")
+        # CloudFormation's own: stack name, logical id and a random suffix (64 characters at most).
+        return f"{self._Ref('AWS::StackName')}-{logical_id}-{_stand_in(logical_id, 12).upper()}"[:64]
+
+    def ref(self, logical_id: str) -> str:
+        """What ``Ref`` returns for a resource (its name, unless its type returns an id or ARN)."""
+        resource = self.resources[logical_id]
+        if resource.get("Type") == "AWS::Lambda::Alias":  # the alias's ARN: the function's, qualified
+            props = self.resolve(resource["Properties"])
+            return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{props['FunctionName']}:{props['Name']}"
+        form = _REF_FORMS.get(resource.get("Type", ""), "{name}")
+        return self._format(form, logical_id)
+
+    def alias(self, function_id: str) -> str:
+        """SAM's ``!Ref Function.Alias``: the ARN of the alias ``AutoPublishAlias`` names."""
+        name = self.resources[function_id]["Properties"]["AutoPublishAlias"]
+        return f"{self.arn(function_id)}:{name}"
+
+    def arn(self, logical_id: str) -> str:
+        kind = self.resources[logical_id].get("Type", "")
+        if kind not in _ARN_FORMS:
+            return f"arn:aws:local:{self.region}:{self.account_id}:{logical_id}/{self.physical_name(logical_id)}"
+        return self._format(_ARN_FORMS[kind], logical_id)
+
+    def _format(self, form: str, logical_id: str) -> str:
+        key_id = hashlib.sha256(logical_id.encode()).hexdigest()
+        return form.format(
+            name=self.physical_name(logical_id),
+            region=self.region,
+            account=self.account_id,
+            suffix=_stand_in(logical_id, 6),
+            key_id=f"{key_id[:8]}-{key_id[8:12]}-{key_id[12:16]}-{key_id[16:20]}-{key_id[20:32]}",
+            api_id=_stand_in(logical_id, 10).lower(),
+        )
 
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.template.get("Conditions", {})[name]))
@@ -114,7 +192,7 @@ class Stack:
     def _Ref(self, name: str) -> Any:  # noqa: N802 - CloudFormation's spelling
         pseudo: dict[str, Any] = {
             "AWS::Region": self.region,
-            "AWS::AccountId": LOCAL_ACCOUNT_ID,
+            "AWS::AccountId": self.account_id,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": f"location-detection-{self.parameters.get('Environment', 'dev')}",
@@ -125,7 +203,9 @@ class Stack:
         if name in self.parameters:
             return self.parameters[name]
         if name in self.resources:
-            return self.physical_name(name)
+            return self.ref(name)
+        if name.endswith(".Alias") and name.removesuffix(".Alias") in self.resources:
+            return self.alias(name.removesuffix(".Alias"))
         raise KeyError(f"unresolvable Ref: {name}")
 
     def _Condition(self, name: str) -> bool:  # noqa: N802
@@ -146,14 +226,11 @@ class Stack:
 
     def _fn_GetAtt(self, arg: list[str]) -> str:  # noqa: N802
         logical_id, attribute = arg
-        name = self.physical_name(logical_id)
         if attribute == "Arn":
-            kind = self.resources[logical_id]["Type"]
-            if kind == "AWS::S3::Bucket":
-                return f"arn:aws:s3:::{name}"
-            if kind == "AWS::DynamoDB::Table":
-                return f"arn:aws:dynamodb:{self.region}:{LOCAL_ACCOUNT_ID}:table/{name}"
-        return f"arn:aws:local:{self.region}:{LOCAL_ACCOUNT_ID}:{logical_id}/{attribute}/{name}"
+            return self.arn(logical_id)
+        return (
+            f"arn:aws:local:{self.region}:{self.account_id}:{logical_id}/{attribute}/{self.physical_name(logical_id)}"
+        )
 
     def _fn_If(self, arg: list[Any]) -> Any:  # noqa: N802
         name, when_true, when_false = arg
@@ -195,3 +272,10 @@ class Stack:
 
     def function_timeout(self, logical_id: str = "ApiFunction") -> int:
         return int(self.resources[logical_id].get("Properties", {}).get("Timeout", 3))
+
+
+def _stand_in(seed: str, length: int) -> str:
+    """A stable stand-in for the random part AWS puts in an id or a generated name."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])

@@ -87,10 +87,33 @@ def is_text(content_type: str) -> bool:
     return media.startswith(_TEXT_TYPES) or media.endswith("+json") or media.endswith("+xml")
 
 
+#: The HTTP API's routes (template.yaml's AWS::ApiGatewayV2::Route resources), most specific first.
+ROUTES = (
+    "GET /health",
+    "GET /api/v1/openapi.json",
+    "OPTIONS /api/{proxy+}",
+    "ANY /api/{proxy+}",
+    "ANY /",
+    "ANY /{proxy+}",
+)
+
+
+def route_key(method: str, path: str) -> str:
+    """The route API Gateway matches a request to: an exact path first, then the longest greedy one."""
+    for key in ROUTES:
+        route_method, pattern = key.split(" ", 1)
+        if route_method not in ("ANY", method):
+            continue
+        prefix = pattern.removesuffix("{proxy+}")
+        if path == pattern or (prefix != pattern and path.startswith(prefix) and len(path) > len(prefix)):
+            return key
+    return "$default"
+
+
 def build_event(
     method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str = "127.0.0.1"
 ) -> dict[str, Any]:
-    """An HTTP API payload-2.0 event, as API Gateway builds it for the catch-all route."""
+    """An HTTP API payload-2.0 event, as API Gateway builds it for the route the request matches."""
     url = urlsplit(target)
     lowered: dict[str, str] = {}
     cookies: list[str] = []
@@ -105,10 +128,10 @@ def build_event(
         query[key] = f"{query[key]},{value}" if key in query else value
     now = datetime.now(UTC)
     path = url.path or "/"
-    route_key = "GET /health" if (method, path) == ("GET", "/health") else ("ANY /" if path == "/" else "ANY /{proxy+}")
+    route = route_key(method, path)
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": route_key,
+        "routeKey": route,
         "rawPath": path,
         "rawQueryString": url.query,
         "headers": lowered,
@@ -125,7 +148,7 @@ def build_event(
                 "userAgent": lowered.get("user-agent", ""),
             },
             "requestId": base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")[:16],
-            "routeKey": route_key,
+            "routeKey": route,
             "stage": "$default",
             "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now.timestamp() * 1000),
@@ -136,8 +159,8 @@ def build_event(
         event["cookies"] = cookies
     if query:
         event["queryStringParameters"] = query
-    if route_key == "ANY /{proxy+}":
-        event["pathParameters"] = {"proxy": path.lstrip("/")}
+    if route.endswith("{proxy+}"):
+        event["pathParameters"] = {"proxy": path.removeprefix(route.split(" ", 1)[1].removesuffix("{proxy+}"))}
     if body:
         if is_text(lowered.get("content-type", "")):
             try:

@@ -4,8 +4,10 @@
   (``.local-api.json`` at the repository root, or ``LOCAL_API_STATE``), with fake credentials,
   ``us-east-1`` and the dev names from ``template.yaml``.
 - ``--env dev|prod``: the real AWS credential chain (profile, SSO, environment, instance role) and the
-  names ``template.yaml`` gives that environment; a name variable already set in the environment
-  (``JOBS_TABLE``, ...) wins, unless ``ENVIRONMENT`` says it belongs to another environment.
+  names ``template.yaml`` gives that environment in the credentials' account and region (bucket names
+  carry both: STS ``GetCallerIdentity``, which needs no permission, says which account); a name variable
+  already set in the environment (``JOBS_TABLE``, ...) wins, unless ``ENVIRONMENT`` says it belongs to
+  another environment.
 
 Everything here must run before anything creates a boto3 client: boto3 reads the endpoint, credentials
 and region from ``os.environ`` when a client is built.
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from local_api.cfn_template import Stack, load_template
+import boto3
+
+from local_api.cfn_template import LOCAL_ACCOUNT_ID, Stack, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where ``make run`` says where it is (``local_api.server.STATE_FILE``; ``LOCAL_API_STATE`` moves it).
@@ -85,9 +89,20 @@ def check_reachable(url: str, state_path: Path, timeout: float = 2.0) -> None:
         raise TargetError(f"{NO_LOCAL_API} (nothing answers at {url}; {state_path} is stale)") from None
 
 
-def template_environment(environment: str) -> dict[str, str]:
+def template_environment(
+    environment: str, account_id: str = LOCAL_ACCOUNT_ID, region: str = LOCAL_REGION
+) -> dict[str, str]:
     """The function's environment variables as ``template.yaml`` resolves them for ``environment``."""
-    return Stack(load_template(), {"Environment": environment}).function_environment()
+    stack = Stack(load_template(), {"Environment": environment}, region=region, account_id=account_id)
+    return stack.function_environment()
+
+
+def caller_account_and_region() -> tuple[str, str]:
+    """The account and region of the AWS credentials in use (``GetCallerIdentity`` needs no permission)."""
+    session = boto3.session.Session()
+    region = session.region_name or LOCAL_REGION
+    identity = session.client("sts", region_name=region).get_caller_identity()
+    return str(identity["Account"]), region
 
 
 def select_local(environ: MutableMapping[str, str]) -> Target:
@@ -104,14 +119,19 @@ def select_local(environ: MutableMapping[str, str]) -> Target:
     return Target(LOCAL_ENVIRONMENT, f"local API {api_url} (emulated AWS at {endpoint})")
 
 
-def select_environment(environment: str | None, environ: MutableMapping[str, str]) -> Target:
+def select_environment(
+    environment: str | None,
+    environ: MutableMapping[str, str],
+    account_and_region: Callable[[], tuple[str, str]] = caller_account_and_region,
+) -> Target:
     env = environment or environ.get("ENVIRONMENT") or "dev"
     if env not in ENVIRONMENTS:
         raise TargetError(f"ENVIRONMENT={env!r} is not one of {', '.join(ENVIRONMENTS)}; pass --env dev or --env prod")
     # Names already in the environment are kept (the tests' emulated account, a personal stack), but only
     # when they are for this environment: a shell set up for dev must never send `--env prod` to dev's tables.
     keep_preset = environ.get("ENVIRONMENT") in (None, "", env)
-    for name, value in template_environment(env).items():
+    names = template_environment(env, *account_and_region())
+    for name, value in names.items():
         if not (keep_preset and environ.get(name)):
             environ[name] = value
     environ["ENVIRONMENT"] = env

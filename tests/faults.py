@@ -9,6 +9,7 @@ one step of that sequence with one ``FaultKind`` — once, or for good (``StepFa
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,8 @@ SERVER_ERROR_CODES = {
 #: The resource argument of each service's calls (recorded to tell two tables or buckets apart).
 _RESOURCE_ARGUMENTS = ("TableName", "Bucket", "SecretId", "Path")
 _ENVIRONMENT_PREFIXES = ("location-detection-dev-", "location-detection/dev/", "/location-detection/dev/")
+#: What makes a bucket name global (``-{account}-{region}``): dropped from the label like the prefix.
+_BUCKET_SUFFIX = re.compile(r"-\d{12}-[a-z]+(?:-[a-z]+)*-\d+$")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ FAULT_KINDS = (THROTTLE, SERVER_ERROR, CONNECT, DROPPED)
 class AwsCall:
     service: str
     operation: str
-    #: The table, bucket, secret or parameter path, without the stack's ``location-detection-dev-`` prefix.
+    #: The table, bucket, secret or parameter path, without the stack's ``location-detection-dev-`` prefix
+    #: (and a bucket's ``-{account}-{region}`` suffix).
     resource: str
 
     @property
@@ -158,7 +162,7 @@ def _resource(kwargs: dict[str, Any]) -> str:
         if isinstance(value, str):
             for prefix in _ENVIRONMENT_PREFIXES:
                 if value.startswith(prefix):
-                    return value[len(prefix) :] or "parameters"
+                    return _BUCKET_SUFFIX.sub("", value[len(prefix) :]) or "parameters"
             return value
     return ""
 

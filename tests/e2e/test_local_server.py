@@ -142,8 +142,9 @@ def test_events_are_payload_2_0_as_api_gateway_builds_them() -> None:
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\x89PNG\r\n"
     assert event["requestContext"]["http"]["method"] == "POST"
-    assert event["routeKey"] == "ANY /{proxy+}"
-    assert event["pathParameters"] == {"proxy": "api/v1/jobs"}
+    assert event["routeKey"] == "ANY /api/{proxy+}"
+    assert event["pathParameters"] == {"proxy": "v1/jobs"}
+    assert build_event("GET", "/nowhere/else", [], b"")["pathParameters"] == {"proxy": "nowhere/else"}
     other = build_event("GET", "/health", [], b"")
     assert other["requestContext"]["requestId"] != event["requestContext"]["requestId"]
     assert "body" not in other

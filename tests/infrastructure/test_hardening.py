@@ -42,8 +42,10 @@ RETENTION_DAYS = {
     3288,
     3653,
 }
-NO_ACTIONS_WITHOUT_A_TOPIC = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+#: Every alarm notifies this: the AlarmTopicArn parameter's topic when given, the stack's own otherwise.
+THE_ALARM_TOPIC = [{"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]
 TOPIC = "arn:aws:sns:us-east-1:123456789012:on-call"
+ROOT_PRINCIPAL = "arn:aws:iam::123456789012:root"
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +59,8 @@ def raw(stack: Stack, logical_id: str) -> dict[str, Any]:
 
 
 def access_log_settings(stack: Stack) -> dict[str, Any]:
-    (api_id,) = stack.of_type("AWS::Serverless::HttpApi")
-    return dict(raw(stack, api_id)["AccessLogSettings"])
+    (stage_id,) = stack.of_type("AWS::ApiGatewayV2::Stage")
+    return dict(raw(stack, stage_id)["AccessLogSettings"])
 
 
 def alarms(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -162,15 +164,23 @@ def test_function_is_traced_with_x_ray(stack: Stack) -> None:
     assert raw(stack, "ApiFunction")["Tracing"] == "Active"
 
 
-def test_reserved_concurrency_comes_from_a_parameter(stack: Stack) -> None:
+def test_reserved_concurrency_is_optional_and_zero_means_none(stack: Stack) -> None:
+    """A new account's concurrency quota is often 10, and Lambda keeps 100 unreserved: any reservation
+    then fails the deploy. 0 (the default) reserves nothing; a reservation of 0 would stop the function."""
     parameter = stack.template["Parameters"]["ReservedConcurrency"]
 
-    assert raw(stack, "ApiFunction")["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
-    assert parameter["Type"] == "Number"
-    assert parameter["MinValue"] >= 1, "0 would stop the function altogether"
-    assert parameter["MinValue"] <= int(parameter["Default"]) <= parameter["MaxValue"]
+    assert raw(stack, "ApiFunction")["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert stack.template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]}]
+    }
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 0, 0)
     # Lambda keeps 100 of an account's (default 1,000) concurrency unreserved.
     assert parameter["MaxValue"] <= 900
+    assert "ReservedConcurrentExecutions" not in stack.properties("ApiFunction")
+    reserved = Stack(stack.template, {"Environment": "prod", "ReservedConcurrency": "100"})
+    assert reserved.properties("ApiFunction")["ReservedConcurrentExecutions"] == "100"
 
 
 # ------------------------------------------------------------------------------------------- alarms
@@ -181,7 +191,12 @@ EXPECTED_ALARMS = {
     "FunctionDurationAlarm": "function-duration-p99",
     "JobsTableThrottlesAlarm": "jobs-table-throttles",
     "PreviewCacheTableThrottlesAlarm": "preview-cache-table-throttles",
+    "CanaryErrorsAlarm": "canary-errors",
+    "CanaryApi5xxAlarm": "canary-api-5xx",
 }
+#: The canary's rollback triggers, and how long the canary lasts (Canary10Percent5Minutes).
+CANARY_ALARMS = ["CanaryErrorsAlarm", "CanaryApi5xxAlarm"]
+CANARY_SECONDS = 300
 
 
 def test_the_stack_has_exactly_the_documented_alarms(stack: Stack) -> None:
@@ -194,16 +209,86 @@ def test_alarm_is_named_after_the_stack(stack: Stack, logical_id: str, suffix: s
 
 
 @pytest.mark.parametrize("logical_id", EXPECTED_ALARMS)
-def test_alarm_notifies_the_topic_parameter_on_alarm_and_on_ok(stack: Stack, logical_id: str) -> None:
+def test_alarm_notifies_a_topic_on_alarm_and_on_ok(stack: Stack, logical_id: str) -> None:
+    """Alarms that told nobody: every alarm notifies the stack's topic, or the one AlarmTopicArn names."""
     alarm = alarms(stack)[logical_id]
     with_topic = Stack(stack.template, {"Environment": "prod", "AlarmTopicArn": TOPIC}).properties(logical_id)
-    without_topic = stack.properties(logical_id)
+    own_topic = stack.properties(logical_id)
 
-    assert alarm["AlarmActions"] == alarm["OKActions"] == NO_ACTIONS_WITHOUT_A_TOPIC
+    assert alarm["AlarmActions"] == alarm["OKActions"] == THE_ALARM_TOPIC
     assert with_topic["AlarmActions"] == with_topic["OKActions"] == [TOPIC]
-    # Without a topic the alarm still exists and changes state; it just notifies nobody.
-    assert "AlarmActions" not in without_topic
-    assert "OKActions" not in without_topic
+    assert own_topic["AlarmActions"] == own_topic["OKActions"] == [stack.ref("AlarmTopic")]
+    assert alarm.get("ActionsEnabled", True) is True
+
+
+def test_the_stack_has_its_own_alarm_topic_unless_one_is_given(stack: Stack) -> None:
+    topic = stack.resources["AlarmTopic"]
+
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert stack.template["Conditions"]["CreateAlarmTopic"] == {"Fn::Not": [{"Condition": "HasAlarmTopic"}]}
+    assert stack.condition("CreateAlarmTopic")
+    assert not Stack(stack.template, {"Environment": "prod", "AlarmTopicArn": TOPIC}).condition("CreateAlarmTopic")
+    for logical_id in ("AlarmTopic", "AlarmTopicPolicy", "AlarmTopicKey"):
+        assert stack.resources[logical_id]["Condition"] == "CreateAlarmTopic", logical_id
+    assert stack.properties("AlarmTopic")["TopicName"] == "location-detection-dev-alarms"
+    outputs = stack.resolve(stack.template["Outputs"]["AlarmTopicArn"]["Value"])
+    assert outputs == stack.ref("AlarmTopic")
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(stack: Stack) -> None:
+    """Alarms cannot publish to a topic under the AWS managed key (aws/sns): its policy cannot be changed
+    to let CloudWatch in. The topic's own key's policy lets cloudwatch.amazonaws.com encrypt for it."""
+    assert raw(stack, "AlarmTopic")["KmsMasterKeyId"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
+    key = stack.properties("AlarmTopicKey")
+    (for_cloudwatch,) = [s for s in key["KeyPolicy"]["Statement"] if s.get("Principal") != {"AWS": ROOT_PRINCIPAL}]
+
+    assert for_cloudwatch["Effect"] == "Allow"
+    assert for_cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert set(for_cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert key["EnableKeyRotation"] is True
+
+
+def test_only_this_accounts_alarms_may_publish_to_the_topic_and_only_over_tls(stack: Stack) -> None:
+    policy = stack.properties("AlarmTopicPolicy")
+    allow, deny = policy["PolicyDocument"]["Statement"]
+
+    assert policy["Topics"] == [stack.ref("AlarmTopic")]
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == (
+        "Allow",
+        {"Service": "cloudwatch.amazonaws.com"},
+        "sns:Publish",
+    )
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"},
+    }
+    assert (deny["Effect"], deny["Principal"], deny["Condition"]) == (
+        "Deny",
+        "*",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_an_optional_email_subscription(stack: Stack) -> None:
+    parameter = stack.template["Parameters"]["AlarmEmail"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    subscribed = Stack(stack.template, {"Environment": "prod", "AlarmEmail": "oncall@example.com"})
+    elsewhere = Stack(stack.template, {"Environment": "prod", "AlarmEmail": "a@b.co", "AlarmTopicArn": TOPIC})
+
+    assert parameter["Default"] == ""
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch("oncall@example.com")
+    assert not pattern.fullmatch("not an address")
+    assert not pattern.fullmatch("a@b.co, c@d.co")
+    assert stack.resources["AlarmTopicEmail"]["Condition"] == "HasAlarmEmail"
+    assert not stack.condition("HasAlarmEmail")
+    assert subscribed.condition("HasAlarmEmail")
+    assert not elsewhere.condition("HasAlarmEmail"), "a topic of your own has its own subscriptions"
+    assert subscribed.properties("AlarmTopicEmail") == {
+        "TopicArn": subscribed.ref("AlarmTopic"),
+        "Protocol": "email",
+        "Endpoint": "oncall@example.com",
+    }
 
 
 def test_alarm_topic_parameter_takes_an_sns_arn_or_nothing(stack: Stack) -> None:
@@ -344,6 +429,11 @@ def test_secret_is_encrypted_with_its_own_rotating_key_administered_through_iam(
     assert raw(stack, "ApiKeysSecret")["KmsKeyId"] == {"Fn::GetAtt": ["ApiKeysSecretKey", "Arn"]}
     assert key["EnableKeyRotation"] is True
     assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    # CloudFormation tags no KMS key (aws:cloudformation:* is missing): the deploy role recognises the
+    # stack's keys by this tag, given at creation (tests/infrastructure/test_deploy_permissions.py).
+    assert stack.properties("ApiKeysSecretKey")["Tags"] == [
+        {"Key": "location-detection-stack", "Value": "location-detection-dev"}
+    ]
     assert stack.properties("ApiKeysSecretKeyAlias")["AliasName"] == "alias/location-detection-dev-api-keys"
 
 
@@ -389,3 +479,75 @@ def test_checkov_skips_are_exactly_the_reviewed_ones(stack: Stack) -> None:
 
     assert len(skipped) == len(set(skipped)), "a check skipped twice on one resource"
     assert set(skipped) == REVIEWED_SKIPS
+
+
+# ----------------------------------------------------------------------------- gradual deploys
+def test_every_deploy_moves_the_live_alias_through_codedeploy(stack: Stack, prod_stack: Stack) -> None:
+    """A canary in prod (10% for 5 minutes), all at once in dev; from the mapping, so no override can
+    skip prod's canary by mistake."""
+    function = raw(stack, "ApiFunction")
+    preference = function["DeploymentPreference"]
+
+    assert function["AutoPublishAlias"] == "live"
+    assert preference["Type"] == {"Fn::FindInMap": ["EnvironmentSettings", {"Ref": "Environment"}, "DeploymentType"]}
+    assert stack.resolve(preference["Type"]) == "AllAtOnce"
+    assert prod_stack.resolve(preference["Type"]) == "Canary10Percent5Minutes"
+    assert preference["Role"] == {"Fn::GetAtt": ["DeploymentRole", "Arn"]}
+    assert "Enabled" not in preference or preference["Enabled"] is True
+
+
+def test_the_canary_rolls_back_on_one_minute_alarms_that_fire_within_it(stack: Stack) -> None:
+    preference = raw(stack, "ApiFunction")["DeploymentPreference"]
+    assert preference["Alarms"] == [{"Ref": logical_id} for logical_id in CANARY_ALARMS]
+    for logical_id in CANARY_ALARMS:
+        alarm = alarms(stack)[logical_id]
+        periods = [q["MetricStat"]["Period"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        period = alarm.get("Period") or max(periods)
+        assert period == 60, logical_id
+        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1), logical_id
+        assert period * alarm["EvaluationPeriods"] < CANARY_SECONDS, f"{logical_id} must be able to fire in time"
+
+
+def test_the_canary_errors_alarm_watches_the_alias(stack: Stack) -> None:
+    """Alias-scoped: the live alias's invocations (the canary's share among them), not $LATEST's."""
+    alarm = alarms(stack)["CanaryErrorsAlarm"]
+    alias = raw(stack, "ApiFunction")["AutoPublishAlias"]
+
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert alarm["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "ApiFunction"}},
+        {"Name": "Resource", "Value": {"Fn::Sub": f"${{ApiFunction}}:{alias}"}},
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+
+
+def test_the_canary_5xx_alarm_sees_the_500s_the_handler_answers(stack: Stack) -> None:
+    """The handler turns exceptions into 500 responses, which Lambda does not count as errors: the API's
+    5xx rate over one minute catches a version that answers them (10% of requests during the canary)."""
+    alarm = alarms(stack)["CanaryApi5xxAlarm"]
+    read = {stat["Metric"]["MetricName"] for stat in metric_stats(alarm)}
+
+    assert read == {"5xx", "Count"}
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 5)
+    assert "100 * FILL(errors, 0) / requests" in the_expression(alarm)["Expression"]
+
+
+def test_codedeploy_may_move_the_alias_and_read_the_alarms_and_nothing_else() -> None:
+    stack = Stack(load_template(), {"Environment": "prod"})
+    role = stack.properties("DeploymentRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    (policy,) = role["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+
+    assert trust["Principal"] == {"Service": "codedeploy.amazonaws.com"}
+    assert {a for s in statements for a in s["Action"] if isinstance(s["Action"], list)} | {
+        s["Action"] for s in statements if isinstance(s["Action"], str)
+    } == {
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+        "lambda:GetProvisionedConcurrencyConfig",
+        "cloudwatch:DescribeAlarms",
+    }
+    resources = [r for s in statements for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    assert "*" not in resources
+    assert all("location-detection-prod" in r for r in resources), resources

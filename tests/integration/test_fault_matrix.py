@@ -55,8 +55,8 @@ from utils.errors import ServiceUnavailable
 
 JOBS = "location-detection-dev-jobs"
 PREVIEWS = "location-detection-dev-preview_cache"
-BLUEPRINTS = "location-detection-dev-blueprints"
-CACHE = "location-detection-dev-cache"
+BLUEPRINTS = "location-detection-dev-blueprints-123456789012-us-east-1"
+CACHE = "location-detection-dev-cache-123456789012-us-east-1"
 SERVICES = ("dynamodb", "s3", "ssm", "secretsmanager")
 RESULT: dict[str, Any] = {
     "rooms": [{"id": "r1", "label": "kitchen", "bounding_box": [0, 0, 10, 10]}],

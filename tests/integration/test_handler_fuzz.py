@@ -240,7 +240,7 @@ def _finished_upload(key: str, owner: str) -> str:
     upload = _request("POST", "/api/v1/uploads", body, key, **{"Content-Type": "application/json"})
     fields = upload["fields"]
     boto3.client("s3", region_name="us-east-1").put_object(
-        Bucket="location-detection-dev-blueprints",
+        Bucket="location-detection-dev-blueprints-123456789012-us-east-1",
         Key=fields["key"],
         Body=samples.png(extra=os.urandom(8)),
         ContentType=fields["Content-Type"],

@@ -15,7 +15,7 @@ from tests import samples
 from tests.conftest import Reply, create_body, invoke
 
 JOBS = "location-detection-dev-jobs"
-BLUEPRINTS = "location-detection-dev-blueprints"
+BLUEPRINTS = "location-detection-dev-blueprints-123456789012-us-east-1"
 ENVELOPE_HEADERS = ("Content-Type", "X-Request-ID", "X-Correlation-ID", "Access-Control-Allow-Origin")
 
 

@@ -30,7 +30,7 @@ from utils import aws as aws_clients
 from utils import retry
 from utils.errors import Conflict, IllegalTransition, JobNotFound, ServiceUnavailable
 
-CACHE = "location-detection-dev-cache"
+CACHE = "location-detection-dev-cache-123456789012-us-east-1"
 PREVIEWS = "location-detection-dev-preview_cache"
 ROOMS: list[dict[str, Any]] = [
     {

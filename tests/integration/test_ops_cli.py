@@ -21,7 +21,7 @@ from tests import samples
 from tests.conftest import ROOT, create_body, invoke
 
 RESULT_FILE = ROOT / "examples" / "result.json"
-CACHE_BUCKET = "location-detection-dev-cache"
+CACHE_BUCKET = "location-detection-dev-cache-123456789012-us-east-1"
 UNKNOWN_JOB = "job_20261121T231500_0123456789abcdef"
 
 
@@ -261,13 +261,26 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
 def test_env_names_come_from_the_template_unless_set_for_that_environment() -> None:
     from ops.target import select_environment
 
-    environ = {"ENVIRONMENT": "dev", "JOBS_TABLE": "my-dev-jobs"}
-    assert select_environment(None, environ).environment == "dev"
-    assert environ["JOBS_TABLE"] == "my-dev-jobs", "a name set for this environment is kept"
-    assert environ["CACHE_BUCKET"] == "location-detection-dev-cache"
+    def elsewhere() -> tuple[str, str]:
+        return "210987654321", "eu-west-1"
 
     environ = {"ENVIRONMENT": "dev", "JOBS_TABLE": "my-dev-jobs"}
-    select_environment("prod", environ)
+    assert select_environment(None, environ, elsewhere).environment == "dev"
+    assert environ["JOBS_TABLE"] == "my-dev-jobs", "a name set for this environment is kept"
+    # Bucket names carry the credentials' account and region (they are global across all accounts).
+    assert environ["CACHE_BUCKET"] == "location-detection-dev-cache-210987654321-eu-west-1"
+
+    environ = {"ENVIRONMENT": "dev", "JOBS_TABLE": "my-dev-jobs"}
+    select_environment("prod", environ, elsewhere)
     assert environ["ENVIRONMENT"] == "prod"
     assert environ["JOBS_TABLE"] == "location-detection-prod-jobs", "dev's names never reach --env prod"
     assert environ["CONFIG_PATH"] == "/location-detection/prod/"
+
+
+def test_deployed_names_use_the_account_the_credentials_belong_to(aws: Stack) -> None:
+    """Without an account given, the CLI asks STS whose credentials these are (moto's account here)."""
+    from ops.target import select_environment
+
+    environ = {"ENVIRONMENT": "prod"}
+    select_environment("dev", environ)
+    assert environ["BLUEPRINTS_BUCKET"] == "location-detection-dev-blueprints-123456789012-us-east-1"

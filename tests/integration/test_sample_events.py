@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local_api.cfn_template import Stack
-from local_api.server import build_event
+from local_api.server import ROUTES, build_event
 from tests.conftest import EVENTS, Reply, invoke_event, load_event
 from tests.samples import png
 
@@ -44,10 +44,7 @@ def test_sample_event_has_the_payload_2_0_shape(name: str, stack: Stack) -> None
     event = load_event(name)
     http = event["requestContext"]["http"]
     reference = build_event(http["method"], event["rawPath"], list(event["headers"].items()), b"")
-    routes = {
-        f"{props['Method']} {props['Path']}"
-        for props in (e["Properties"] for e in stack.resources["ApiFunction"]["Properties"]["Events"].values())
-    }
+    routes = {route["Properties"]["RouteKey"] for route in stack.of_type("AWS::ApiGatewayV2::Route").values()}
 
     assert event["version"] == "2.0"
     assert event.keys() - {"body"} == reference.keys()
@@ -55,6 +52,7 @@ def test_sample_event_has_the_payload_2_0_shape(name: str, stack: Stack) -> None
     assert http.keys() == reference["requestContext"]["http"].keys()
     assert event["routeKey"] == event["requestContext"]["routeKey"] == reference["routeKey"]
     assert event["routeKey"] in routes, "API Gateway would not route this event to the function"
+    assert set(ROUTES) == routes, "local_api.server.ROUTES are the template's routes"
     assert http["path"] == event["rawPath"]
     assert all(header == header.lower() for header in event["headers"])
 
