@@ -13,12 +13,13 @@ One exception, local only: ``GET /`` answers the explorer page (``local_api/expl
 Every answer the server makes itself (a malformed request, a broken chunked body, headers or a body over
 the limits, a crashed handler) is the contract's error envelope with the CORS headers, never Python's
 HTML error page; it listens with a backlog deep enough for a burst of new connections.
-Development only: nothing here is packaged into the Lambda (``CodeUri`` is ``src/``).
+Development only: nothing here is packaged into the Lambda (``CodeUri`` is ``src/``). The event and
+response translation lives in ``local_api.gateway_event`` (re-exported here), what the HTTP API's CORS
+configuration does in ``local_api.gateway_cors``.
 """
 
 from __future__ import annotations
 
-import base64
 import email.parser
 import io
 import json
@@ -26,18 +27,40 @@ import os
 import re
 import socket
 import sys
-import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from local_api import explorer, moto_atomic
 from local_api.cfn_template import Stack, load_template
+from local_api.gateway_cors import GatewayCors
+from local_api.gateway_event import (
+    LOCAL_ACCOUNT,
+    LOCAL_API_ID,
+    ROUTES,
+    LambdaContext,
+    Response,
+    build_event,
+    is_text,
+    route_key,
+    to_http,
+)
 from local_api.provision import provision, provision_api_keys
+
+__all__ = [
+    "LOCAL_ACCOUNT",
+    "LOCAL_API_ID",
+    "ROUTES",
+    "LambdaContext",
+    "LocalApiServer",
+    "build_event",
+    "is_text",
+    "make_server",
+    "prepare_environment",
+    "route_key",
+    "to_http",
+]
 
 #: API Gateway's limits (the contract's Transport section).
 MAX_HEADER_BYTES = 10 * 1024
@@ -49,158 +72,20 @@ MAX_DRAINED_HEADER_BYTES = 1024 * 1024
 #: Pending connections the kernel queues before accept (Python's default of 5 resets a burst of clients;
 #: API Gateway takes bursts of thousands). Linux caps it at net.core.somaxconn (4096 by default).
 LISTEN_BACKLOG = 1024
-#: Content types API Gateway hands to the Lambda as text; everything else arrives base64-encoded.
-_TEXT_TYPES = (
-    "text/",
-    "application/json",
-    "application/xml",
-    "application/javascript",
-    "application/x-www-form-urlencoded",
-)
-LOCAL_ACCOUNT = "123456789012"
 _TOO_LARGE = (
     "The request is larger than the 6 MB an API Gateway -> Lambda request can carry; "
     "send files over 4 MB with POST /api/v1/uploads"
 )
-LOCAL_API_ID = "localapi"
 
 
-class LambdaContext:
-    """The parts of the Lambda context object our handler (and Powertools-style code) reads."""
-
-    def __init__(self, function_name: str, timeout_seconds: int, memory_mb: int = 1024) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def is_text(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media.startswith(_TEXT_TYPES) or media.endswith("+json") or media.endswith("+xml")
-
-
-#: The HTTP API's routes (template.yaml's AWS::ApiGatewayV2::Route resources), most specific first.
-ROUTES = (
-    "GET /health",
-    "GET /api/v1/openapi.json",
-    "OPTIONS /api/{proxy+}",
-    "ANY /api/{proxy+}",
-    "ANY /",
-    "ANY /{proxy+}",
-)
-
-
-def route_key(method: str, path: str) -> str:
-    """The route API Gateway matches a request to: an exact path first, then the longest greedy one."""
-    for key in ROUTES:
-        route_method, pattern = key.split(" ", 1)
-        if route_method not in ("ANY", method):
-            continue
-        prefix = pattern.removesuffix("{proxy+}")
-        if path == pattern or (prefix != pattern and path.startswith(prefix) and len(path) > len(prefix)):
-            return key
-    return "$default"
-
-
-def build_event(
-    method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str = "127.0.0.1"
-) -> dict[str, Any]:
-    """An HTTP API payload-2.0 event, as API Gateway builds it for the route the request matches."""
-    url = urlsplit(target)
-    lowered: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        key = name.lower()
-        if key == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        lowered[key] = f"{lowered[key]},{value}" if key in lowered else value
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(url.query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    now = datetime.now(UTC)
-    path = url.path or "/"
-    route = route_key(method, path)
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route,
-        "rawPath": path,
-        "rawQueryString": url.query,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": LOCAL_ACCOUNT,
-            "apiId": LOCAL_API_ID,
-            "domainName": lowered.get("host", "127.0.0.1"),
-            "domainPrefix": lowered.get("host", "127.0.0.1").split(".")[0],
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": source_ip,
-                "userAgent": lowered.get("user-agent", ""),
-            },
-            "requestId": base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")[:16],
-            "routeKey": route,
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if route.endswith("{proxy+}"):
-        event["pathParameters"] = {"proxy": path.removeprefix(route.split(" ", 1)[1].removesuffix("{proxy+}"))}
-    if body:
-        if is_text(lowered.get("content-type", "")):
-            try:
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(body).decode()
-                event["isBase64Encoded"] = True
-        else:
-            event["body"] = base64.b64encode(body).decode()
-            event["isBase64Encoded"] = True
-    return event
-
-
-Response = tuple[int, list[tuple[str, str]], bytes]
-
-
-def to_http(result: Any) -> Response:
-    """A Lambda result as API Gateway (payload 2.0) turns it into an HTTP response."""
-    if isinstance(result, dict) and "statusCode" in result:
-        status = int(result["statusCode"])
-        headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
-        headers.extend(("Set-Cookie", str(c)) for c in result.get("cookies") or [])
-        raw = result.get("body") or ""
-        body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
-        return status, headers, body
-    # Simple response inference: anything else is the JSON body of a 200.
-    text = result if isinstance(result, str) else json.dumps(result)
-    return 200, [("Content-Type", "application/json")], text.encode("utf-8")
-
-
-def transport_error(error: Any, origin: str | None = None, allowed_origins: tuple[str, ...] = ("*",)) -> Response:
+def transport_error(error: Any) -> Response:
     """An error the server answers itself (``error``: an ``utils.errors.ApiError``) in the envelope, with
-    the headers every response carries and the CORS headers API Gateway's configuration would add."""
+    the headers every response carries (the CORS ones are added where every response gets them)."""
     from api import http
     from utils.clock import wall_time
 
     request_id = http.new_request_id(wall_time())
-    response = http.failure(error, request_id, request_id)
-    response["headers"].update(http.cors_headers(origin, allowed_origins))
-    return to_http(response)
+    return to_http(http.failure(error, request_id, request_id))
 
 
 class _BadRequest(Exception):
@@ -218,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     invoke: Callable[[dict[str, Any]], Any]
     quiet = False
     aws_endpoint_url = ""  # for the explorer page's Content-Security-Policy
-    allowed_origins: tuple[str, ...] = ("*",)
+    cors = GatewayCors(("*",), (), (), ())  # make_server sets the template's
 
     def handle_one_request(self) -> None:
         """One request, read within API Gateway's limits (http.server's own allow 64 KB lines and refuse
@@ -309,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(*self._local_error(error))
 
     def _local_error(self, error: Any) -> Response:
-        return transport_error(error, self._origin, self.allowed_origins)
+        return transport_error(error)
 
     def _dispatch(self) -> None:
         from utils.errors import InternalError, InvalidRequest, PayloadTooLarge
@@ -323,9 +208,12 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             self._send(*self._local_error(PayloadTooLarge(_TOO_LARGE)))
             return
+        if self.cors.is_preflight(self.command, self.headers.items()):  # API Gateway answers these itself
+            self._send(204, self.cors.preflight(self._origin), b"", cors=False)
+            return
         page = explorer.response(self.command, self.path, self.aws_endpoint_url)
         if page is not None:
-            self._send(*page)
+            self._send(*page, cors=False)
             return
         event = build_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         if len(json.dumps(event)) > MAX_LAMBDA_PAYLOAD_BYTES:
@@ -410,7 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _BadRequest("A chunk of the chunked body is shorter than its size")
             chunks.append(chunk)
 
-    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, cors: bool = True) -> None:
+        """Write a response; ``cors``: with the CORS headers API Gateway's configuration gives it."""
+        if cors:
+            headers = self.cors.response(self._origin, headers)
         self.send_response(status)
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
@@ -520,12 +411,11 @@ def make_server(port: int, stack: Stack, quiet: bool = False) -> LocalApiServer:
     def invoke(event: dict[str, Any]) -> Any:
         return lambda_handler(event, LambdaContext(function_name, timeout))
 
-    origins = str(stack.parameters.get("CorsAllowedOrigins") or "*")
     attributes = {
         "invoke": staticmethod(invoke),
         "quiet": quiet,
         "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL", ""),
-        "allowed_origins": tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip()),
+        "cors": GatewayCors.from_stack(stack),
     }
     handler = type("LocalApiHandler", (_Handler,), attributes)
     return LocalApiServer(("127.0.0.1", port), handler)

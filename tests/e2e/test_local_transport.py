@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from local_api.gateway_cors import GatewayCors
 from local_api.server import LISTEN_BACKLOG, MAX_HEADER_BYTES, LocalApiServer, _Handler
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,10 @@ def echo_lambda(event: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("the function itself failed")
     body = {"method": event["requestContext"]["http"]["method"], "headers": len(event["headers"])}
     body["body"] = event.get("body", "")
-    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+    headers = {"Content-Type": "application/json"}
+    if event["rawPath"] == "/cors-from-the-function":  # what API Gateway ignores when CORS is configured
+        headers |= {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Credentials": "true"}
+    return {"statusCode": 200, "headers": headers, "body": json.dumps(body)}
 
 
 @dataclass
@@ -44,7 +48,8 @@ class Reply:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    attributes = {"invoke": staticmethod(echo_lambda), "quiet": True, "allowed_origins": (ORIGIN,)}
+    cors = GatewayCors((ORIGIN,), ("GET", "POST"), ("X-API-Key",), ("X-Request-ID", "X-Correlation-ID"), 600)
+    attributes = {"invoke": staticmethod(echo_lambda), "quiet": True, "cors": cors}
     handler = type("StubHandler", (_Handler,), attributes)
     server = LocalApiServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -70,8 +75,14 @@ def exchange(port: int, data: bytes, half_close: bool = False) -> Reply:
 
 
 def request(path: str = "/anything", headers: bytes = b"", body: bytes = b"", method: bytes = b"POST") -> bytes:
-    return method + b" " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nOrigin: " + ORIGIN.encode() + b"\r\n" + (
-        headers + b"\r\n" + body
+    return (
+        method
+        + b" "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: localhost\r\nOrigin: "
+        + ORIGIN.encode()
+        + b"\r\n"
+        + (headers + b"\r\n" + body)
     )
 
 
@@ -202,7 +213,7 @@ def test_a_malformed_request_line_is_400_in_the_envelope_without_echoing_it(port
     assert b"GARBAGE" not in reply.body
     assert b"HTTX" not in reply.body
     assert b"<html" not in reply.body.lower()
-    assert "access-control-allow-methods" in reply.headers
+    assert "access-control-allow-origin" not in reply.headers  # no Origin sent: no CORS headers, as deployed
 
 
 # --- the function itself ------------------------------------------------------------------------------
@@ -231,3 +242,32 @@ def test_keep_alive_survives_a_lambda_answer_and_closes_after_a_local_error(port
             pass
         sock.sendall(request(headers=b"Content-Length: nope\r\n"))
         assert b"400" in stream.readline()
+
+
+# --- CORS as the HTTP API's CorsConfiguration gives it -------------------------------------------------
+
+
+def test_a_preflight_is_answered_here_with_the_configured_headers(port: int) -> None:
+    data = request(headers=b"Access-Control-Request-Method: POST\r\nContent-Length: 0\r\n", method=b"OPTIONS")
+    reply = exchange(port, data)
+    assert reply.status == 204
+    assert reply.headers["access-control-allow-origin"] == ORIGIN
+    assert reply.headers["access-control-allow-methods"] == "GET, POST"
+    assert reply.headers["access-control-allow-headers"] == "X-API-Key"
+    assert reply.headers["access-control-max-age"] == "600"
+    assert reply.body == b"", "API Gateway's own 204, not the function's"
+
+
+def test_the_functions_cors_headers_are_replaced_by_the_configured_ones(port: int) -> None:
+    reply = exchange(port, request("/cors-from-the-function", headers=b"Content-Length: 0\r\n"))
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == ORIGIN
+    assert reply.headers["access-control-expose-headers"] == "X-Request-ID, X-Correlation-ID"
+    assert "access-control-allow-credentials" not in reply.headers
+
+
+def test_without_an_origin_there_are_no_cors_headers(port: int) -> None:
+    data = b"GET /cors-from-the-function HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    reply = exchange(port, data)
+    assert reply.status == 200
+    assert not [name for name in reply.headers if name.startswith("access-control-")]

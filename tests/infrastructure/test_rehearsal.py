@@ -276,7 +276,12 @@ def test_the_secret_moto_cannot_create_is_translated_with_its_name_and_key(name:
 
     assert secret["Name"] == contract(environment)["API_KEYS_SECRET_NAME"]
     assert secret["KmsKeyId"] == stack.arn("ApiKeysSecretKey")
-    assert json.loads(secret["SecretString"]) == {"keys": {}}
+    # Created with no keys and a random cursor-signing key (never one derived from public names).
+    assert "SecretString" not in secret
+    generated = secret["GenerateSecretString"]
+    assert json.loads(generated["SecretStringTemplate"]) == {"keys": {}}
+    assert generated["GenerateStringKey"] == "cursor_signing_key"
+    assert generated["PasswordLength"] >= 32
 
 
 # ------------------------------------------------------------------------------ created in moto
