@@ -64,6 +64,7 @@ from botocore.exceptions import ClientError
 # local_api (imported first, as isort orders it) puts src/ on sys.path for the Lambda's own packages.
 from local_api.cfn_template import Stack, load_template
 from local_api.server import free_port
+from models.errors import IllegalTransition
 from models.job import JOB_ID_PATTERN
 from services.job_service import JobService
 from storage import Stores
@@ -75,7 +76,6 @@ from storage.preview_cache import PreviewCache
 from storage.upload_store import UploadStore
 from utils import aws
 from utils.config import RuntimeConfig
-from utils.errors import IllegalTransition
 from utils.logging import JsonFormatter, get_logger
 
 ROOT = Path(__file__).resolve().parent.parent

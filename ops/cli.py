@@ -23,11 +23,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.rest_api import Dependencies
+from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
 from ops import keys
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
 from services.job_service import JobService, JobView, validate_result
-from utils.errors import ApiError, ConfigurationError, IllegalTransition, InvalidJobId, JobNotFound
+from utils.errors import AppError, ConfigurationError
 from utils.logging import JsonFormatter, get_logger
 from utils.settings import Settings
 
@@ -195,14 +196,17 @@ def main(argv: list[str] | None = None) -> int:
 
 _Explainer = Callable[[Any, str], str]
 #: Expected failures, most specific first: exception type -> one line for the operator.
-_EXPLAIN: tuple[tuple[type[Exception], _Explainer], ...] = (
+_EXPLAIN: tuple[tuple[type[Exception] | tuple[type[Exception], ...], _Explainer], ...] = (
     (IllegalTransition, lambda e, _: f"job {e.job_id} is {e.current}; cannot move it to {e.target}"),
     (JobNotFound, lambda _, job_id: f"job {job_id} not found (or expired)"),
     (
         InvalidJobId,
         lambda _, job_id: f"{job_id!r} is not a job id (expected job_YYYYMMDDTHHMMSS_<16 lowercase hex>)",
     ),
-    (ApiError, lambda e, _: f"{e.code}: {e.message}" + (f" ({_describe(e.__cause__)})" if e.__cause__ else "")),
+    (
+        (DomainError, AppError),
+        lambda e, _: f"{e.code}: {e.message}" + (f" ({_describe(e.__cause__)})" if e.__cause__ else ""),
+    ),
     (TargetError, lambda e, _: str(e)),
     (ConfigurationError, lambda e, _: f"configuration: {e}"),
     (ValueError, lambda e, _: str(e)),  # ResultFileError, and fail_job's check of --code

@@ -15,10 +15,9 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.job import API_VERSION
 from utils.clock import compact_utc
-from utils.errors import ApiError, InvalidRequest
-
-API_VERSION = "v1"
+from utils.errors import InvalidRequest
 
 CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_ALLOW_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key, X-Correlation-ID"
@@ -218,12 +217,22 @@ def success(
     return _response(status, payload, {**envelope_headers(request_id, correlation_id), **(headers or {})})
 
 
-def failure(error: ApiError, request_id: str, correlation_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.details:
-        body["details"] = error.details
+def failure(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: dict[str, Any],
+    request_id: str,
+    correlation_id: str,
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    """The error envelope (``api.errors.failure`` maps an exception onto it)."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
     payload = {"status": "error", "error": body, "meta": {"request_id": request_id, "api_version": API_VERSION}}
-    return _response(error.http_status, payload, {**envelope_headers(request_id, correlation_id), **error.headers})
+    return _response(status, payload, {**envelope_headers(request_id, correlation_id), **headers})
 
 
 def no_content(request_id: str, correlation_id: str) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def run_idempotently(
         if existing.fingerprint != request_fingerprint:
             raise IdempotencyKeyReused(details={"field": "Idempotency-Key"})
         if existing.state != "done" or existing.response is None:
-            raise IdempotencyInProgress(headers={"Retry-After": "1"})
+            raise IdempotencyInProgress(retry_after=1)
         logger.info("idempotent replay", extra={"replayed_request_id": existing.response.get("request_id")})
         return _replay(existing.response)
     response = handle()

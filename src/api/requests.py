@@ -18,11 +18,12 @@ from dateutil.parser import isoparse
 
 from api.http import Request
 from api.multipart import parse_form_data
+from models.errors import FileTooLarge
 from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE
 from services.feedback_service import Feedback
 from services.job_listing import ListQuery
 from services.job_service import BlueprintFile
-from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
+from utils.errors import InvalidRequest, UnsupportedMediaType
 
 JSON_MEDIA_TYPES = ("application/json",)
 MULTIPART = "multipart/form-data"

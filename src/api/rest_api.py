@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api import http
+from api import errors, http
 from api.http import Request
 from api.idempotency import run_idempotently
 from api.requests import UploadReference, parse_create_job, parse_feedback, parse_list_query, parse_upload_request
@@ -37,7 +37,7 @@ from utils import config as runtime_config
 from utils import logging as log
 from utils import metrics, retry, secrets
 from utils.clock import wall_time
-from utils.errors import ApiError, InternalError, MethodNotAllowed, RouteNotFound, Unauthorized
+from utils.errors import MethodNotAllowed, RouteNotFound, Unauthorized
 from utils.metrics import Unit
 from utils.settings import Settings, get_settings
 
@@ -357,13 +357,13 @@ def _run(route: Route, request: Request, deps: Dependencies) -> dict[str, Any]:
 def _error_response(exc: Exception, request_id: str, correlation_id: str) -> dict[str, Any]:
     """The error response for ``exc``; its code is kept for the summary line and the Errors metric (the
     last one wins: a stored 4xx that could not be kept becomes the 503 the client gets)."""
-    error = exc if isinstance(exc, ApiError) else InternalError()
-    if not isinstance(exc, ApiError):
-        logger.exception("unhandled error")
-    elif exc.http_status >= 500:
-        logger.error("request failed", extra={"code": exc.code}, exc_info=exc.__cause__ or exc)
-    _error_code.set(error.code)
-    return http.failure(error, request_id, correlation_id)
+    error = errors.contract_error(exc)
+    if error is None:
+        logger.exception("unhandled error", exc_info=exc)
+    elif errors.status_of(error) >= 500:
+        logger.error("request failed", extra={"code": error.code}, exc_info=exc.__cause__ or exc)
+    _error_code.set(error.code if error else "INTERNAL_ERROR")
+    return errors.failure(exc, request_id, correlation_id)
 
 
 def _seconds_left(context: Any) -> float | None:

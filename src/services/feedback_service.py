@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from models.errors import JobNotCompleted, JobNotFound
 from models.job import JobStatus
 from services.job_service import JobService, RequestInfo
 from storage.cache_store import feedback_key
 from storage.jobs_table import StaleJob
 from utils.clock import compact_utc, iso_utc
-from utils.errors import JobNotCompleted, JobNotFound
 from utils.logging import get_logger
 
 logger = get_logger("feedback_service")

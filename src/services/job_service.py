@@ -23,6 +23,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from models.errors import (
+    Conflict,
+    FileTooLarge,
+    IllegalTransition,
+    InvalidFileFormat,
+    InvalidJobId,
+    JobAlreadyCompleted,
+    JobNotFound,
+)
 from models.job import API_VERSION, JOB_TTL_SECONDS, Job, JobStatus, can_transition, is_valid_job_id, make_job_id
 from services.blueprints import CONTENT_TYPES, SNIFF_BYTES, detect_format, normalise_format, sanitise_filename
 from storage import Stores
@@ -33,16 +42,7 @@ from storage.preview_cache import PREVIEW_TTL_SECONDS
 from utils import metrics
 from utils.clock import WallClock, compact_utc, iso_utc, wall_time
 from utils.config import RuntimeConfig
-from utils.errors import (
-    Conflict,
-    FileTooLarge,
-    IllegalTransition,
-    InvalidFileFormat,
-    InvalidJobId,
-    InvalidRequest,
-    JobAlreadyCompleted,
-    JobNotFound,
-)
+from utils.errors import InvalidRequest
 from utils.logging import bind, get_logger
 from utils.metrics import Unit
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from models.errors import Conflict, FileTooLarge, InvalidFileFormat, UploadNotFound
 from models.job import is_valid_upload_id
 from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE, SNIFF_BYTES, normalise_format, sanitise_filename
 from services.job_service import JobService, JobView, RequestInfo
 from storage.upload_store import ObjectChanged, UploadedObject, upload_prefix
 from utils.clock import compact_utc, iso_utc
-from utils.errors import Conflict, FileTooLarge, InvalidFileFormat, InvalidRequest, UploadNotFound
+from utils.errors import InvalidRequest
 from utils.logging import get_logger
 
 logger = get_logger("upload_service")

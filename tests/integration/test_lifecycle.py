@@ -18,6 +18,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from api.rest_api import get_dependencies
 from local_api.cfn_template import Stack
+from models.errors import Conflict, IllegalTransition, JobNotFound
 from models.job import JobStatus
 from services.job_service import JobService
 from tests import samples
@@ -28,7 +29,7 @@ from tests.integration.test_jobs_api import JOBS, assert_error, create
 from tests.integration.test_uploads import finalise, uploaded
 from utils import aws as aws_clients
 from utils import retry
-from utils.errors import Conflict, IllegalTransition, JobNotFound, ServiceUnavailable
+from utils.errors import ServiceUnavailable
 
 CACHE = "location-detection-dev-cache"
 PREVIEWS = "location-detection-dev-preview_cache"

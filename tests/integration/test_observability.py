@@ -270,7 +270,7 @@ def test_complete_and_fail_outside_a_request_write_at_once(warm: Stack, capsys: 
 
 
 def test_a_refused_transition_counts_nothing(warm: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    from utils.errors import IllegalTransition
+    from models.errors import IllegalTransition
 
     job_id = create(unique_png()).data["job_id"]
     service().start_processing(job_id)
