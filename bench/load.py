@@ -68,12 +68,6 @@ from models.errors import IllegalTransition
 from models.job import JOB_ID_PATTERN
 from services.job_service import JobService
 from storage import Stores
-from storage.blueprint_store import BlueprintStore
-from storage.cache_store import CacheStore
-from storage.idempotency_store import IdempotencyStore
-from storage.jobs_table import JobsTable
-from storage.preview_cache import PreviewCache
-from storage.upload_store import UploadStore
 from utils import aws
 from utils.config import RuntimeConfig
 from utils.logging import JsonFormatter, get_logger
@@ -749,14 +743,13 @@ class Pipeline(threading.Thread):
         self, *, resources: Resources, ledger: Ledger, stats: Stats, until: float, stop: threading.Event, seed: int
     ) -> None:
         super().__init__(name="load-pipeline", daemon=True)
-        ddb, s3 = resources.client("dynamodb"), resources.client("s3")
-        stores = Stores(
-            jobs=JobsTable(resources.jobs_table, ddb),
-            blueprints=BlueprintStore(resources.blueprints_bucket, s3),
-            uploads=UploadStore(resources.blueprints_bucket, s3),
-            cache=CacheStore(resources.cache_bucket, s3),
-            previews=PreviewCache(resources.preview_table, ddb),
-            idempotency=IdempotencyStore(resources.jobs_table, ddb),
+        stores = Stores.from_names(
+            resources.jobs_table,
+            resources.preview_table,
+            resources.blueprints_bucket,
+            resources.cache_bucket,
+            dynamodb=resources.client("dynamodb"),
+            s3=resources.client("s3"),
         )
         self.service = JobService(stores, RuntimeConfig())
         self.ledger, self.stats, self.until, self.stop = ledger, stats, until, stop

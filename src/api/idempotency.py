@@ -25,6 +25,8 @@ from utils.logging import get_logger
 logger = get_logger("idempotency")
 
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
+#: How long a response is kept for replays.
+RECORD_TTL_SECONDS = 24 * 3600
 #: Headers of the first response that a replay repeats (the envelope headers are set again around it).
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
@@ -73,7 +75,9 @@ def run_idempotently(
     key = record_key(client_id, key_header)
     lock_until = math.ceil(now + (seconds_left if seconds_left is not None else 30.0))
     request_fingerprint = fingerprint(request)
-    existing = store.begin(key, request_fingerprint, int(now), lock_until)
+    existing = store.begin(
+        key, request_fingerprint, now=int(now), lock_until=lock_until, expires_at=int(now) + RECORD_TTL_SECONDS
+    )
     if existing is not None:
         if existing.fingerprint != request_fingerprint:
             raise IdempotencyKeyReused(details={"field": "Idempotency-Key"})
@@ -86,7 +90,7 @@ def run_idempotently(
         if response["statusCode"] >= 500:
             store.abandon(key)
         else:
-            store.finish(key, _keep(response), int(now))
+            store.finish(key, _keep(response), expires_at=int(now) + RECORD_TTL_SECONDS)
     except ServiceUnavailable:
         # The work is done (a job may exist now): answering 503 would make the client retry and, once the
         # lock lapses, create a second job. The client gets its answer; the key simply won't replay it.

@@ -132,7 +132,7 @@ Handler = Callable[[Request, Dependencies], dict[str, Any]]
 
 
 def health_check(request: Request, deps: Dependencies) -> dict[str, Any]:
-    report = health.check({"dynamodb": deps.stores.jobs.ping, "s3": deps.stores.blueprints.ping})
+    report = health.check({"dynamodb": deps.stores.jobs_table.ping, "s3": deps.stores.blueprints.ping})
     status = 200 if report["status"] == "healthy" else 503
     return http.success(status, report, request.request_id, request.correlation_id)
 

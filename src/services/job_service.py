@@ -38,7 +38,6 @@ from storage import Stores
 from storage.blueprint_store import BlueprintKeyTaken, blueprint_key
 from storage.cache_store import result_key
 from storage.jobs_table import JobIdTaken, StaleJob
-from storage.preview_cache import PREVIEW_TTL_SECONDS
 from utils import metrics
 from utils.clock import WallClock, compact_utc, iso_utc, wall_time
 from utils.config import RuntimeConfig
@@ -54,6 +53,8 @@ TRANSITION_ATTEMPTS = 5
 COMPLETION_LOCK_SECONDS = 60
 #: How long a second completion of the same job waits for the first before answering CONFLICT.
 COMPLETION_WAIT_SECONDS = 10.0
+#: How long a completed job's rooms answer creations of the same blueprint (the preview cache's TTL).
+PREVIEW_TTL_SECONDS = 3600
 #: How many fresh job ids to draw if one is taken (64 random bits: a second draw never happens).
 ID_ATTEMPTS = 3
 #: The metric a won transition into each status counts (``processing`` is not counted).
@@ -118,7 +119,7 @@ class JobService:
         random_hex: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> None:
         self.stores = stores
-        self.jobs = stores.jobs
+        self.jobs = stores.jobs_table
         self.blueprints = stores.blueprints
         self.config = config
         self._clock = clock

@@ -8,7 +8,7 @@ Every check is made again on the object itself (size, magic bytes, content type)
 enforce POST policies, and we never trust one check. The claim (a conditional put) makes an upload create
 at most one job even when two finalisations race; a finalisation that fails for a reason a retry may fix
 gives the claim back (one that cannot — its Lambda died — leaves a claim that lapses after two minutes:
-``storage.upload_claims``), one that fails because the file is bad deletes the upload.
+``CLAIM_LAPSE_SECONDS``), one that fails because the file is bad deletes the upload.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ logger = get_logger("upload_service")
 
 #: A claim outlives the upload it guards (the bucket expires ``uploads/`` after one day).
 CLAIM_TTL_SECONDS = 2 * 24 * 3600
+#: A claim whose job was never recorded lapses after this long, far beyond any invocation (the function's
+#: timeout is 25 s): its finaliser is certainly gone and can no longer record its job.
+CLAIM_LAPSE_SECONDS = 120
 #: What makes an upload unusable for good (it is deleted); anything else leaves it for a retry.
 _BAD_FILE = (FileTooLarge, InvalidFileFormat, InvalidRequest)
 
@@ -37,6 +40,7 @@ class UploadService:
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
         self.uploads = jobs.stores.uploads
+        self.claims = jobs.stores.claims
         self.config = jobs.config
 
     def create_upload(
@@ -78,19 +82,22 @@ class UploadService:
             raise UploadNotFound(details={"upload_id": upload_id}) from None
         job_id = self.jobs.new_job_id()
         now = int(self.jobs.now())
-        if not self.jobs.jobs.claim_upload(upload_id, job_id, now=now, expires_at=now + CLAIM_TTL_SECONDS):
+        claimed = self.claims.take(
+            upload_id, job_id, now=now, expires_at=now + CLAIM_TTL_SECONDS, lapse_seconds=CLAIM_LAPSE_SECONDS
+        )
+        if not claimed:
             raise UploadNotFound("This upload has already been used", details={"upload_id": upload_id})
         try:
             view = self._create(upload, fmt, job_id, request)
         except ObjectChanged:
-            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            self.claims.release(upload_id, job_id)
             raise Conflict("The upload changed while it was being checked; retry") from None
         except _BAD_FILE:
             self._discard(upload)
-            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            self.claims.release(upload_id, job_id)
             raise
         except BaseException:
-            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            self.claims.release(upload_id, job_id)
             raise
         self._discard(upload)
         return view

@@ -11,7 +11,7 @@ import pytest
 
 from local_api.cfn_template import Stack
 from local_api.provision import provision_api_keys
-from storage.upload_claims import CLAIM_LAPSE_SECONDS
+from services.upload_service import CLAIM_LAPSE_SECONDS
 from tests import samples
 from tests.conftest import API_KEY, OTHER_API_KEY, TEST_KEYS, Reply, create_body, invoke, invoke_event
 from tests.faults import (
