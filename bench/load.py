@@ -67,9 +67,10 @@ from local_api.server import free_port
 from models.errors import IllegalTransition
 from models.job import JOB_ID_PATTERN
 from services.job_service import JobService
+from services.previews import PreviewService
+from services.runtime_config import RuntimeConfig
 from storage import Stores
 from utils import aws
-from utils.config import RuntimeConfig
 from utils.logging import JsonFormatter, get_logger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -751,7 +752,7 @@ class Pipeline(threading.Thread):
             dynamodb=resources.client("dynamodb"),
             s3=resources.client("s3"),
         )
-        self.service = JobService(stores, RuntimeConfig())
+        self.service = JobService(stores.jobs_table, stores.cache, PreviewService(stores.previews), RuntimeConfig())
         self.ledger, self.stats, self.until, self.stop = ledger, stats, until, stop
         self.rng = random.Random(seed)  # noqa: S311 - a load mix, not cryptography
         self.outcomes: Counter[str] = Counter()

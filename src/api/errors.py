@@ -1,4 +1,5 @@
-"""The one error map: every error a client can see, as its HTTP status and headers, in the envelope.
+"""The one error map: every error a client can see, as its HTTP status and headers, in the envelope; and
+the one place an exception becomes a response (``error_response``).
 
 Errors know their contract ``code`` and nothing of HTTP (``models.errors`` for the domain's,
 ``utils.errors`` for the generic ones). This table gives each code its status; a code that is not in it
@@ -10,8 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from api import http
+from api.observability import note_error
 from models.errors import DomainError
 from utils.errors import AppError, InternalError, MethodNotAllowed, Unauthorized
+from utils.logging import get_logger
+
+logger = get_logger("api")
 
 ContractError = AppError | DomainError
 
@@ -76,3 +81,15 @@ def failure(exc: BaseException, request_id: str, correlation_id: str) -> dict[st
         correlation_id=correlation_id,
         headers=headers_of(error),
     )
+
+
+def error_response(exc: BaseException, request_id: str, correlation_id: str) -> dict[str, Any]:
+    """The response for ``exc``, logged as it deserves: an unexpected exception with its traceback, a 5xx
+    with its cause; its code is kept for the request's summary line and Errors metric."""
+    error = contract_error(exc)
+    if error is None:
+        logger.error("unhandled error", exc_info=exc)
+    elif status_of(error) >= 500:
+        logger.error("request failed", extra={"code": error.code}, exc_info=exc.__cause__ or exc)
+    note_error(error.code if error else InternalError.code)
+    return failure(exc, request_id, correlation_id)

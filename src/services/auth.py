@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,31 @@ class Client:
     name: str = ""
     #: ``api_key`` or ``jwt``.
     method: str = "api_key"
+
+
+class Authenticator:
+    """Who a request comes from, given what it presented; the secret is read through ``read_secret``
+    (``utils.secrets``' five-minute cache) and only when a key must be checked."""
+
+    def __init__(self, read_secret: Callable[[], dict[str, Any]], cursor_fallback: str) -> None:
+        """``cursor_fallback``: what the cursor signing key is derived from when the secret has none (the
+        environment and the secret's name)."""
+        self._read_secret = read_secret
+        self._cursor_fallback = cursor_fallback
+
+    def authenticate(self, api_key: str | None, jwt_claims: dict[str, Any]) -> Client:
+        """The caller: a JWT's subject when API Gateway verified one, else the owner of ``api_key``."""
+        from_jwt = client_from_jwt(jwt_claims)
+        if from_jwt is not None:
+            return from_jwt
+        if not api_key:  # no need to read the secret to refuse
+            raise Unauthorized("An API key is required in the X-API-Key header")
+        keys = self._read_secret().get("keys")
+        return client_from_api_key(api_key, keys if isinstance(keys, dict) else {})
+
+    def cursor_key(self) -> bytes:
+        """The key list cursors are signed with."""
+        return cursor_signing_key(self._read_secret(), self._cursor_fallback)
 
 
 def new_api_key() -> str:

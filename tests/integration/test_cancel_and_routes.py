@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from api.rest_api import get_dependencies
+from api.dependencies import get as get_dependencies
 from local_api.cfn_template import Stack
 from models.errors import IllegalTransition
 from models.job import JobStatus

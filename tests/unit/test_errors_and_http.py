@@ -12,8 +12,9 @@ import pytest
 
 from api import errors as error_map
 from api import http
+from api.cors import cors_headers
 from api.errors import failure
-from api.http import Request, cors_headers, new_request_id, no_content, success
+from api.http import Request, new_request_id, no_content, success
 from models import errors as domain_errors
 from models.errors import (
     Conflict,

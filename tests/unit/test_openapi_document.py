@@ -16,6 +16,7 @@ import pytest
 from api import rest_api
 from api.errors import STATUS_BY_CODE
 from api.requests import CREATE_MEDIA_TYPES, MAX_COMMENT_CHARS, MAX_FILENAME_CHARS
+from api.routes import ROUTES
 from models.job import JOB_ID_PATTERN, PUBLIC_FIELDS, UPLOAD_ID_PATTERN, JobStatus
 from services.cursors import MAX_CURSOR_CHARS
 
@@ -77,9 +78,9 @@ def test_document_is_a_valid_openapi_document(document: dict[str, Any]) -> None:
 
 def test_document_and_router_have_the_same_operations(document: dict[str, Any]) -> None:
     # GET /api/v1/jobs (listing) and GET /api/v1/openapi.json (this document) arrive with issue 4: both are
-    # in the document and must be in api.rest_api.ROUTES too. OPTIONS (CORS preflight, any path) is answered
+    # in the document and must be in api.routes.ROUTES too. OPTIONS (CORS preflight, any path) is answered
     # by the router before routing and is deliberately not an operation of the document.
-    router = {(route.method, route.template) for route in rest_api.ROUTES}
+    router = {(route.method, route.template) for route in ROUTES}
     assert set(_operations(document)) == router
 
 
@@ -89,13 +90,13 @@ def test_public_operations_are_exactly_the_routes_without_an_api_key(document: d
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
     public = {key for key, operation in _operations(document).items() if operation.get("security") == []}
     assert public == {("GET", "/health"), ("GET", "/api/v1/openapi.json")}
-    routes = {(route.method, route.template): route for route in rest_api.ROUTES}
+    routes = {(route.method, route.template): route for route in ROUTES}
     for key, operation in _operations(document).items():
         assert routes[key].public == (operation.get("security") == []), key
 
 
 def test_idempotency_key_is_taken_exactly_where_the_router_honours_it(document: dict[str, Any]) -> None:
-    routes = {(route.method, route.template): route for route in rest_api.ROUTES}
+    routes = {(route.method, route.template): route for route in ROUTES}
     for key, operation in _operations(document).items():
         names = {_resolve(document, p)["name"] for p in operation.get("parameters", [])}
         assert ("Idempotency-Key" in names) == routes[key].idempotent, key

@@ -17,7 +17,7 @@ from api.requests import (
 )
 from local_api.server import build_event
 from models.errors import FileTooLarge
-from services.job_service import BlueprintFile
+from services.job_creation import BlueprintFile
 from tests import samples
 from utils.errors import InvalidRequest, UnsupportedMediaType
 

@@ -13,7 +13,7 @@ from api.http import Request
 from api.requests import decode_file, is_json, parse_create_job
 from local_api.server import build_event
 from models.errors import FileTooLarge
-from services.job_service import BlueprintFile
+from services.job_creation import BlueprintFile
 from tests import samples
 from utils.errors import InvalidRequest, UnsupportedMediaType
 

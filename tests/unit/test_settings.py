@@ -155,7 +155,7 @@ def test_from_environ_does_not_read_os_environ(monkeypatch: pytest.MonkeyPatch) 
 def test_cors_origin_with_a_trailing_slash_still_matches_the_browser_origin() -> None:
     # Browsers send `Origin: https://app.example.com` (never a trailing slash). The Parameter Store copy of
     # the same template value is normalised (utils.config strips the slash); this fallback must match too.
-    from api.http import cors_headers
+    from api.cors import cors_headers
 
     settings = Settings.from_environ(full_environ(CORS_ALLOWED_ORIGINS="https://app.example.com/"))
     headers = cors_headers("https://app.example.com", settings.cors_allowed_origins)

@@ -1,0 +1,82 @@
+"""The per-request log and metrics scope.
+
+Every request writes one summary line ("request completed": route template, method, status, latency,
+ids, job and client when known, cold start, error code) and its metrics (``utils.metrics``: Latency by
+route, Errors by code, ColdStart; the services add the job counters), buffered for the request and
+written as one EMF line at its end. Log context is bound at the start and cleared at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from api.http import Request
+from utils import logging as log
+from utils import metrics
+from utils.metrics import Unit
+
+logger = log.get_logger("api")
+
+JOBS_PATH = "/api/v1/jobs/"
+#: The contract error code the current request answers with (its summary line, the Errors metric).
+_error_code: ContextVar[str | None] = ContextVar("error_code", default=None)
+
+
+def note_error(code: str) -> None:
+    """The request answers with error ``code`` (the last one wins: a stored 4xx that could not be kept
+    becomes the 503 the client gets)."""
+    _error_code.set(code)
+
+
+@contextmanager
+def request_scope(request_id: str, cold_start: bool) -> Iterator[None]:
+    """Bind the request's log context and buffer its metrics; write them and clear the context after."""
+    log.clear()
+    log.bind(request_id=request_id, correlation_id=request_id)
+    token = _error_code.set(None)
+    try:
+        with metrics.scope():  # the request's metrics, written as EMF lines when it ends
+            if cold_start:
+                metrics.add("ColdStart", 1)
+            yield
+    finally:
+        _error_code.reset(token)
+        log.clear()
+
+
+def record(
+    request: Request | None, route_name: str, response: dict[str, Any], latency_ms: float, cold_start: bool
+) -> None:
+    """The request's summary line and its Latency and Errors metrics. ``route_name`` is the route's
+    template, never the raw path: it names a metric dimension and a log field of bounded cardinality."""
+    _log_summary(request, route_name, response, latency_ms, cold_start)
+    metrics.add("Latency", latency_ms, Unit.MILLISECONDS, Route=route_name)
+    error_code = _error_code.get()
+    if error_code:
+        metrics.add("Errors", 1, Code=error_code)
+
+
+def _log_summary(
+    request: Request | None, route_name: str, response: dict[str, Any], latency_ms: float, cold_start: bool
+) -> None:
+    """Never the path, query, headers or body: ids and outcomes only."""
+    headers = response["headers"]
+    location = headers.get("Location", "")
+    if log.bound("job_id") is None and location.startswith(JOBS_PATH):
+        log.bind(job_id=location[len(JOBS_PATH) :][:64])  # a replayed creation names its job here
+    logger.info(
+        "request completed",
+        extra={
+            "method": request.method if request else None,
+            "route": route_name,
+            "status": response["statusCode"],
+            "latency_ms": latency_ms,
+            "cold_start": cold_start,
+            "client_id": log.bound("client_id"),
+            "error_code": _error_code.get(),
+            "idempotent_replayed": headers.get("Idempotent-Replayed") == "true",
+        },
+    )
