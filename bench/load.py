@@ -65,7 +65,7 @@ from botocore.exceptions import ClientError
 from local_api.cfn_template import Stack, load_template
 from local_api.server import free_port
 from models.errors import IllegalTransition
-from models.job import JOB_ID_PATTERN
+from models.job import JOB_ID
 from services.job_service import JobService
 from services.previews import PreviewService
 from services.runtime_config import RuntimeConfig
@@ -485,7 +485,7 @@ class Worker(threading.Thread):
         wrong = [
             name
             for name, ok in (
-                ("job_id", JOB_ID_PATTERN.fullmatch(job_id) is not None),
+                ("job_id", JOB_ID.matches(job_id)),
                 ("status", data.get("status") == "pending"),
                 ("blueprint_hash", data.get("blueprint_hash") == sha),
                 ("blueprint_size", data.get("blueprint_size") == len(content)),
@@ -1034,7 +1034,7 @@ class Verifier:
         other_items: Counter[str] = Counter()
         for item in _scan_table(self.resources.client("dynamodb"), self.resources.jobs_table):
             key = _attr(item, "job_id")
-            if "item_type" not in item and JOB_ID_PATTERN.fullmatch(key):
+            if "item_type" not in item and JOB_ID.matches(key):
                 self.records[key] = item
             else:
                 other_items[_attr(item, "item_type") or key.split("#", 1)[0]] += 1

@@ -8,7 +8,7 @@ DynamoDB (absent attributes for ``None``; numbers come back as ``Decimal`` and a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -45,8 +45,6 @@ class IdFormat:
 JOB_ID = IdFormat("job", "job", 16)
 UPLOAD_ID = IdFormat("upload", "upl", 32)
 FEEDBACK_ID = IdFormat("feedback", "fb", 16)
-JOB_ID_PATTERN = JOB_ID.pattern
-UPLOAD_ID_PATTERN = UPLOAD_ID.pattern
 
 
 class JobStatus(StrEnum):
@@ -55,10 +53,6 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return not ALLOWED_TRANSITIONS[self]
 
 
 #: The state machine. Final states map to nothing: nothing moves a job out of them.
@@ -75,21 +69,12 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 
 
-def sources_of(target: JobStatus) -> frozenset[JobStatus]:
-    """Every status from which ``target`` may be reached."""
-    return frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
-
-
 def is_valid_job_id(value: str) -> bool:
     return JOB_ID.matches(value)
 
 
 def is_valid_upload_id(value: str) -> bool:
     return UPLOAD_ID.matches(value)
-
-
-def make_job_id(compact_time: str, random_hex: str) -> str:
-    return JOB_ID.make(compact_time, random_hex)
 
 
 def validate_job_id(job_id: str) -> str:
@@ -147,9 +132,6 @@ class Job:
 
     def is_expired(self, now_epoch: float) -> bool:
         return self.expires_at <= now_epoch
-
-    def with_status(self, status: JobStatus, updated_at: str) -> Job:
-        return replace(self, status=status, updated_at=updated_at, version=self.version + 1)
 
     def to_public(self) -> dict[str, Any]:
         """The job as the contract shows it to clients."""

@@ -17,7 +17,7 @@ from api import rest_api
 from api.errors import STATUS_BY_CODE
 from api.requests import CREATE_MEDIA_TYPES, MAX_COMMENT_CHARS, MAX_FILENAME_CHARS
 from api.routes import ROUTES
-from models.job import JOB_ID_PATTERN, PUBLIC_FIELDS, UPLOAD_ID_PATTERN, JobStatus
+from models.job import JOB_ID, PUBLIC_FIELDS, UPLOAD_ID, JobStatus
 from services.cursors import MAX_CURSOR_CHARS
 
 DOCUMENT_PATH = Path(rest_api.__file__).with_name("openapi.json")
@@ -162,8 +162,8 @@ def test_job_schema_has_the_public_fields_of_the_model(document: dict[str, Any])
 
 def test_id_patterns_and_limits_are_the_code_s(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    assert schemas["JobId"]["pattern"] == f"^{JOB_ID_PATTERN.pattern}$"
-    assert schemas["UploadId"]["pattern"] == f"^{UPLOAD_ID_PATTERN.pattern}$"
+    assert schemas["JobId"]["pattern"] == f"^{JOB_ID.pattern.pattern}$"
+    assert schemas["UploadId"]["pattern"] == f"^{UPLOAD_ID.pattern.pattern}$"
     parameters = document["components"]["parameters"]
     assert parameters["Cursor"]["schema"]["maxLength"] == MAX_CURSOR_CHARS
     assert parameters["RawFilename"]["schema"]["maxLength"] == MAX_FILENAME_CHARS

@@ -50,7 +50,6 @@ def test_full_mapping() -> None:
         region="eu-west-1",
         log_level="DEBUG",
         cors_allowed_origins=("https://app.example.com", "https://admin.example.com"),
-        api_version="v1",
     )
 
 
@@ -134,7 +133,6 @@ def test_defaults() -> None:
     assert settings.region == "us-east-1"
     assert settings.log_level == "INFO"
     assert settings.cors_allowed_origins == ("*",)
-    assert settings.api_version == "v1"
 
 
 def test_region_falls_back_to_aws_default_region() -> None:
