@@ -68,7 +68,7 @@ class Pipeline(threading.Thread):
         self, *, resources: Resources, ledger: Ledger, stats: Stats, until: float, stop: threading.Event, seed: int
     ) -> None:
         super().__init__(name="load-pipeline", daemon=True)
-        stores = Stores.from_names(
+        stores = Stores(
             resources.jobs_table,
             resources.preview_table,
             resources.blueprints_bucket,

@@ -34,7 +34,7 @@ class Dependencies:
             namespace=settings.metrics_namespace, service=settings.metrics_service, environment=settings.environment
         )
         self.settings = settings
-        self.stores = stores or Stores.from_names(
+        self.stores = stores or Stores(
             settings.jobs_table, settings.preview_cache_table, settings.blueprints_bucket, settings.cache_bucket
         )
         self._config = config_store(settings)

@@ -6,7 +6,6 @@ given the stores they use, one by one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from storage.blueprint_store import BlueprintStore
@@ -18,23 +17,13 @@ from storage.upload_claims import UploadClaims
 from storage.upload_store import UploadStore
 
 
-@dataclass(frozen=True)
 class Stores:
     """The API's tables and buckets (clients inside are created lazily). The jobs table holds three kinds
     of item, each with its own store bound to the same table: job records, upload claims, idempotency
     records; the blueprints bucket holds job blueprints and uploads."""
 
-    jobs_table: JobsTable
-    claims: UploadClaims
-    idempotency: IdempotencyStore
-    previews: PreviewCache
-    blueprints: BlueprintStore
-    uploads: UploadStore
-    cache: CacheStore
-
-    @classmethod
-    def from_names(
-        cls,
+    def __init__(
+        self,
         jobs_table: str,
         preview_table: str,
         blueprints_bucket: str,
@@ -42,15 +31,13 @@ class Stores:
         *,
         dynamodb: Any | None = None,
         s3: Any | None = None,
-    ) -> Stores:
+    ) -> None:
         """The stores of these tables and buckets, on the container's clients (or on ``dynamodb`` and
         ``s3``, when a caller brings its own)."""
-        return cls(
-            jobs_table=JobsTable(jobs_table, dynamodb),
-            claims=UploadClaims(jobs_table, dynamodb),
-            idempotency=IdempotencyStore(jobs_table, dynamodb),
-            previews=PreviewCache(preview_table, dynamodb),
-            blueprints=BlueprintStore(blueprints_bucket, s3),
-            uploads=UploadStore(blueprints_bucket, s3),
-            cache=CacheStore(cache_bucket, s3),
-        )
+        self.jobs_table = JobsTable(jobs_table, dynamodb)
+        self.claims = UploadClaims(jobs_table, dynamodb)
+        self.idempotency = IdempotencyStore(jobs_table, dynamodb)
+        self.previews = PreviewCache(preview_table, dynamodb)
+        self.blueprints = BlueprintStore(blueprints_bucket, s3)
+        self.uploads = UploadStore(blueprints_bucket, s3)
+        self.cache = CacheStore(cache_bucket, s3)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from storage.base import TableBound, conditional_write
@@ -25,13 +24,15 @@ def record_key(client_id: str, idempotency_key: str) -> str:
     return f"idem#{digest}"
 
 
-@dataclass(frozen=True)
 class Existing:
     """What a request found instead of starting: a record of the same key."""
 
-    fingerprint: str
-    state: str
-    response: dict[str, Any] | None
+    __slots__ = ("fingerprint", "response", "state")
+
+    def __init__(self, *, fingerprint: str, state: str, response: dict[str, Any] | None) -> None:
+        self.fingerprint = fingerprint
+        self.state = state
+        self.response = response
 
 
 #: ``begin``'s own record (this caller runs the request), told apart from a record in the way.

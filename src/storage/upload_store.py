@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,13 +26,17 @@ def upload_prefix(upload_id: str) -> str:
     return f"{UPLOADS_PREFIX}{upload_id}/"
 
 
-@dataclass(frozen=True)
 class UploadedObject:
-    key: str
-    size: int
-    content_type: str | None
-    etag: str
-    metadata: dict[str, str]
+    """What S3 says of an uploaded object (its key, size, content type, ETag and metadata)."""
+
+    __slots__ = ("content_type", "etag", "key", "metadata", "size")
+
+    def __init__(self, *, key: str, size: int, content_type: str | None, etag: str, metadata: dict[str, str]) -> None:
+        self.key = key
+        self.size = size
+        self.content_type = content_type
+        self.etag = etag
+        self.metadata = metadata
 
     @property
     def filename(self) -> str:
