@@ -147,11 +147,13 @@ def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
 
 
 # --------------------------------------------------------------------------------- POST /api/v1/uploads
-@dataclass(frozen=True)
 class UploadRequest:
-    filename: str | None
-    format: str
-    size: int
+    __slots__ = ("filename", "format", "size")
+
+    def __init__(self, *, filename: str | None, format: str, size: int) -> None:  # noqa: A002 - the field's name
+        self.filename = filename
+        self.format = format
+        self.size = size
 
 
 def parse_upload_request(request: Request) -> UploadRequest:

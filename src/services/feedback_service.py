@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from models.errors import JobNotCompleted, JobNotFound
@@ -17,11 +16,15 @@ from utils.logging import get_logger
 logger = get_logger("feedback_service")
 
 
-@dataclass(frozen=True)
 class Feedback:
-    rating: int
-    comment: str = ""
-    corrections: Any = None
+    """A client's feedback on a job, as parsed from its request."""
+
+    __slots__ = ("comment", "corrections", "rating")
+
+    def __init__(self, rating: int, comment: str = "", corrections: Any = None) -> None:
+        self.rating = rating
+        self.comment = comment
+        self.corrections = corrections
 
 
 class FeedbackService:
