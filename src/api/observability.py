@@ -3,14 +3,13 @@
 Every request writes one summary line ("request completed": route template, method, status, latency,
 ids, job and client when known, cold start, error code) and its metrics (``utils.metrics``: Latency by
 route, Errors by code, ColdStart; the services add the job counters), buffered for the request and
-written as one EMF line at its end. Log context is bound at the start and cleared at the end.
+written as one EMF line at its end (``utils.metrics.scope``, opened by the entry point). Log context is
+bound at the start (``begin``) and cleared at the end (``end``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from api.http import Request
@@ -31,20 +30,16 @@ def note_error(code: str) -> None:
     _error_code.set(code)
 
 
-@contextmanager
-def request_scope(request_id: str, cold_start: bool) -> Iterator[None]:
-    """Bind the request's log context and buffer its metrics; write them and clear the context after."""
+def begin(request_id: str) -> Token[str | None]:
+    """The request's log context, bound; its error code, none yet. ``end`` undoes both."""
     log.clear()
     log.bind(request_id=request_id, correlation_id=request_id)
-    token = _error_code.set(None)
-    try:
-        with metrics.scope():  # the request's metrics, written as EMF lines when it ends
-            if cold_start:
-                metrics.add("ColdStart", 1)
-            yield
-    finally:
-        _error_code.reset(token)
-        log.clear()
+    return _error_code.set(None)
+
+
+def end(token: Token[str | None]) -> None:
+    _error_code.reset(token)
+    log.clear()
 
 
 def record(

@@ -1,8 +1,8 @@
 """The Lambda entry point (``Handler: api.rest_api.lambda_handler``): one HTTP API (payload 2.0) request in,
 one response out.
 
-In the order a request meets it: a request id and the request's log and metrics scope
-(``api.observability``); the event read into a ``Request`` (``api.http``); CORS preflight answered; the
+In the order a request meets it: a request id, its log context (``api.observability``) and metrics
+buffer (``utils.metrics.scope``); the event read into a ``Request`` (``api.http``); CORS preflight answered; the
 route matched (``api.routes``); the caller authenticated (``services.auth``) unless the route is public;
 the handler run under the request's ``Idempotency-Key`` where the route honours one (``api.idempotency``),
 every AWS call bounded by the Lambda's remaining time (``utils.retry.deadline``). Any exception becomes a
@@ -22,7 +22,7 @@ from api.http import Request, envelope_headers, new_request_id, no_content
 from api.idempotency import run_idempotently
 from api.routes import Route
 from utils import logging as log
-from utils import retry
+from utils import metrics, retry
 from utils.clock import wall_time
 
 #: Kept in hand at the end of an invocation to write the response and the log line.
@@ -33,10 +33,16 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     cold_start = dependencies.take_cold_start()
     request_id = new_request_id(wall_time())
-    with observability.request_scope(request_id, cold_start):
-        request, route_name, response = _respond(event, context, request_id)
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        observability.record(request, route_name, response, latency_ms, cold_start)
+    token = observability.begin(request_id)
+    try:
+        with metrics.scope():  # the request's metrics, written as one EMF line when it ends
+            if cold_start:
+                metrics.add("ColdStart", 1)
+            request, route_name, response = _respond(event, context, request_id)
+            latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            observability.record(request, route_name, response, latency_ms, cold_start)
+    finally:
+        observability.end(token)
     return response
 
 
