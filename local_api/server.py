@@ -184,13 +184,13 @@ def gateway_error(status: int, message: str) -> tuple[int, list[tuple[str, str]]
 
 def transport_error(message: str) -> tuple[int, list[tuple[str, str]], bytes]:
     """413 ``PAYLOAD_TOO_LARGE`` in the envelope, with the headers every response carries."""
-    from api import http
+    from api import cors, errors, http
     from utils.clock import wall_time
     from utils.errors import PayloadTooLarge
 
     request_id = http.new_request_id(wall_time())
-    response = http.failure(PayloadTooLarge(message), request_id, request_id)
-    response["headers"].update(http.cors_headers(None, ("*",)))
+    response = errors.failure(PayloadTooLarge(message), request_id, request_id)
+    response["headers"].update(cors.cors_headers(None, ("*",)))
     return to_http(response)
 
 
