@@ -30,7 +30,7 @@ export AWS_DEFAULT_REGION ?= $(REGION)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt constraints-dev.txt clients/python/pyproject.toml
+$(STAMP): requirements.txt src/requirements.txt requirements-dev.txt constraints-dev.txt clients/python/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing development dependencies into $(VENV) (first run takes a few minutes)..."
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }

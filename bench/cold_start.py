@@ -10,7 +10,7 @@ Three settings, each handler against boto3 in the same setting:
 - **development**: this virtualenv and ``src/``, bytecode cached (one discarded warm-up of each first):
   the proxy as issue 6 defines it;
 - **as deployed**: the package ``sam build`` makes — ``src/`` plus the runtime dependencies of
-  ``requirements.txt`` copied from this virtualenv without any ``__pycache__`` — run with ``python -S``
+  ``src/requirements.txt`` copied from this virtualenv without any ``__pycache__`` — run with ``python -S``
   (no site-packages: only what the package holds) and ``PYTHONDONTWRITEBYTECODE=1`` (``/var/task`` is
   read-only: nothing compiled at one cold start is kept for the next). ``sam build`` ships no bytecode,
   so every cold start compiles every module it imports, boto3's and ours;
@@ -84,8 +84,9 @@ def added_modules(env: dict[str, str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- the deployed package
-def runtime_distributions(requirements: Path = ROOT / "requirements.txt") -> list[str]:
-    """The distributions ``requirements.txt`` installs, with their dependencies (extras left out)."""
+def runtime_distributions(requirements: Path = ROOT / "src" / "requirements.txt") -> list[str]:
+    """The distributions ``src/requirements.txt`` (what ``sam build`` installs) names, with their dependencies
+    (extras left out)."""
     wanted = [m.group(0) for line in requirements.read_text().splitlines() if (m := re.match(r"[A-Za-z0-9._-]+", line))]
     found: list[str] = []
     while wanted:

@@ -239,7 +239,7 @@ class WarmBench:
     """The three variants, their events and the timing loop (in the child, inside ``mock_aws``)."""
 
     def __init__(self, stack: Any, env: dict[str, str], log_stream: NullWriter) -> None:
-        from api import rest_api
+        from api import dependencies, rest_api
         from bench import powertools_app
         from local_api.server import LambdaContext, build_event
         from services.auth import hash_key
@@ -247,7 +247,7 @@ class WarmBench:
         from utils import aws as aws_clients
 
         aws_clients.reset_clients()
-        rest_api.reset_dependencies()
+        dependencies.reset()
         clients = {name: aws_clients.get_client(name) for name in ("dynamodb", "s3", "ssm", "secretsmanager")}
         self.meter = AwsMeter(list(clients.values()))
         dynamodb, s3 = clients["dynamodb"], clients["s3"]
@@ -278,7 +278,8 @@ class WarmBench:
             [*self.headers, ("Content-Type", "application/json")],
             json.dumps({"blueprint": body}).encode(),
         )
-        self.service = rest_api.get_dependencies().job_service()
+        self.creation = dependencies.get().job_creation()
+        self.jobs_table = dependencies.get().stores.jobs_table
         self.read_job = self.pending_job()
 
     def context(self) -> Any:
@@ -287,17 +288,17 @@ class WarmBench:
 
     def pending_job(self) -> str:
         """A fresh pending job of the client (for a GET or a cancel), written directly: untimed setup."""
-        from services.job_service import RequestInfo
+        from models.job import RequestInfo
 
-        job = self.service.new_job(
-            self.service.new_job_id(),
+        job = self.creation.new_job(
+            self.creation.new_job_id(),
             "png",
             sha256_hex=hashlib.sha256(self.png).hexdigest(),
             size=len(self.png),
             filename="plan.png",
             request=RequestInfo("req_setup", "req_setup", CLIENT_ID),
         )
-        self.service.jobs.put_new(job)
+        self.jobs_table.put_new(job)
         return job.job_id
 
     def event_for(self, route: str) -> dict[str, Any]:
@@ -337,7 +338,7 @@ class WarmBench:
                     outside[route][variant].append(elapsed - in_aws)
                     inside[route][variant].append(in_aws)
                     calls[route].setdefault(variant, made)
-        final = self.service.jobs.get(self.read_job)
+        final = self.jobs_table.get(self.read_job)
         if final is None or final.status.value != "pending":
             raise RuntimeError("the job read by GET changed")
         return {"times": times, "outside": outside, "inside": inside, "calls": calls}

@@ -81,11 +81,11 @@ _TOO_LARGE = (
 def transport_error(error: Any) -> Response:
     """An error the server answers itself (``error``: an ``utils.errors.ApiError``) in the envelope, with
     the headers every response carries (the CORS ones are added where every response gets them)."""
-    from api import http
+    from api import errors, http
     from utils.clock import wall_time
 
     request_id = http.new_request_id(wall_time())
-    return to_http(http.failure(error, request_id, request_id))
+    return to_http(errors.failure(error, request_id, request_id))
 
 
 class _BadRequest(Exception):
@@ -190,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.request_version == self.default_request_version:  # unparsed: answer with a status line anyway
             self.request_version = self.protocol_version
         error = HeadersTooLarge() if code in (414, 431) else InvalidRequest("The request is not valid HTTP/1.1")
-        self.log_message("answered %d to a request http.server could not parse", error.http_status)
+        self.log_message("answered %s to a request http.server could not parse", error.code)
         self._send(*self._local_error(error))
 
     def _local_error(self, error: Any) -> Response:

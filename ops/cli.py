@@ -22,12 +22,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from api.rest_api import Dependencies
+from api.dependencies import Dependencies
+from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
 from ops import keys
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
-from services.job_service import JobService, JobView, validate_result
-from utils.errors import ApiError, ConfigurationError, IllegalTransition, InvalidJobId, JobNotFound
+from services.job_service import JobService, validate_result
+from utils.errors import AppError, ConfigurationError
 from utils.logging import JsonFormatter, get_logger
 from utils.settings import Settings
 
@@ -137,10 +138,7 @@ def start_if_pending(service: JobService, job_id: str) -> None:
 
 def public_view(service: JobService, job: Job) -> dict[str, Any]:
     """What ``GET /api/v1/jobs/{job_id}`` shows for ``job`` (a fresh result_url when completed)."""
-    url = None
-    if job.status is JobStatus.COMPLETED and job.result_s3_key:
-        url = service.stores.cache.presign_get(job.result_s3_key, service.config.presign_expiry_seconds)
-    return JobView(job, result_url=url).to_public()
+    return service.job_view(job).to_public()
 
 
 def run(args: argparse.Namespace, service: JobService, result: dict[str, Any] | None) -> dict[str, Any]:
@@ -173,7 +171,7 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
 
 def build_service() -> JobService:
     """The service as the Lambda builds it, from the variables the target put in ``os.environ``."""
-    return Dependencies.from_settings(Settings.from_environ(os.environ)).job_service()
+    return Dependencies(Settings.from_environ(os.environ)).job_service()
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -208,14 +206,17 @@ def main(argv: list[str] | None = None) -> int:
 
 _Explainer = Callable[[Any, str], str]
 #: Expected failures, most specific first: exception type -> one line for the operator.
-_EXPLAIN: tuple[tuple[type[Exception], _Explainer], ...] = (
+_EXPLAIN: tuple[tuple[type[Exception] | tuple[type[Exception], ...], _Explainer], ...] = (
     (IllegalTransition, lambda e, _: f"job {e.job_id} is {e.current}; cannot move it to {e.target}"),
     (JobNotFound, lambda _, job_id: f"job {job_id} not found (or expired)"),
     (
         InvalidJobId,
         lambda _, job_id: f"{job_id!r} is not a job id (expected job_YYYYMMDDTHHMMSS_<16 lowercase hex>)",
     ),
-    (ApiError, lambda e, _: f"{e.code}: {e.message}" + (f" ({_describe(e.__cause__)})" if e.__cause__ else "")),
+    (
+        (DomainError, AppError),
+        lambda e, _: f"{e.code}: {e.message}" + (f" ({_describe(e.__cause__)})" if e.__cause__ else ""),
+    ),
     (TargetError, lambda e, _: str(e)),
     (ConfigurationError, lambda e, _: f"configuration: {e}"),
     (ValueError, lambda e, _: str(e)),  # ResultFileError, and fail_job's check of --code

@@ -63,7 +63,7 @@ def boto_session() -> Any:
 @pytest.fixture
 def aws(stack: Stack, boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """In-process moto with the template's tables, buckets, parameters and secret; the Lambda's env set."""
-    from api import rest_api
+    from api import dependencies
     from utils import aws as aws_clients
     from utils import secrets
 
@@ -74,11 +74,11 @@ def aws(stack: Stack, boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
         for key, value in stack.function_environment().items():
             monkeypatch.setenv(key, value)
         aws_clients.reset_clients()
-        rest_api.reset_dependencies()
+        dependencies.reset()
         secrets._store = None
         yield stack
         aws_clients.reset_clients()
-        rest_api.reset_dependencies()
+        dependencies.reset()
         secrets._store = None
 
 

@@ -1,4 +1,4 @@
-"""HTTP API (payload format 2.0) events in, envelope responses out.
+"""HTTP API (payload format 2.0) events in, envelope responses out (errors: ``api.errors``; CORS: ``api.cors``).
 
 ``Request.from_event`` is tolerant: whatever the event holds, it yields a request or raises
 ``InvalidRequest`` (never a ``KeyError`` or ``TypeError``), so every response is in the envelope.
@@ -15,15 +15,10 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.multipart import FormPart, parse_form_data
+from models.job import API_VERSION, RequestInfo
 from utils.clock import compact_utc
-from utils.errors import ApiError, InvalidRequest
-
-API_VERSION = "v1"
-
-CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
-CORS_ALLOW_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key, X-Correlation-ID"
-CORS_EXPOSE_HEADERS = "X-Request-ID, X-Correlation-ID, Location, Retry-After, Idempotent-Replayed"
-CORS_MAX_AGE_SECONDS = "600"
+from utils.errors import InvalidRequest
 
 _REQUEST_ID_ALPHABET = string.ascii_lowercase + string.digits
 _REQUEST_ID_TABLE = bytes(ord(_REQUEST_ID_ALPHABET[n % 36]) for n in range(256))
@@ -68,6 +63,7 @@ class Request:
     client_id: str | None = None
     path_params: dict[str, str] = field(default_factory=dict)
     _body: bytes | None = None
+    _form: list[FormPart] | InvalidRequest | None = None
 
     @classmethod
     def from_event(cls, event: Any, request_id: str) -> Request:
@@ -97,6 +93,10 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def info(self) -> RequestInfo:
+        """Who asked, as the services record it."""
+        return RequestInfo(self.request_id, self.correlation_id, self.client_id)
+
     @property
     def media_type(self) -> str:
         """The Content-Type without parameters, lower-cased (``""`` when absent)."""
@@ -119,6 +119,19 @@ class Request:
             else:
                 self._body = raw.encode("utf-8", errors="surrogatepass")
         return self._body
+
+    def form(self) -> list[FormPart]:
+        """The ``multipart/form-data`` parts, parsed once per request (the Idempotency-Key fingerprint and
+        the create parser both read them); a body that does not parse raises the same ``InvalidRequest``
+        each time."""
+        if self._form is None:
+            try:
+                self._form = parse_form_data(self.body, self.header("content-type") or "")
+            except InvalidRequest as exc:
+                self._form = exc
+        if isinstance(self._form, InvalidRequest):
+            raise self._form
+        return self._form
 
     def json_body(self) -> Any:
         """The body parsed as JSON, or ``InvalidRequest`` saying what is wrong with it."""
@@ -175,23 +188,6 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def cors_headers(origin: str | None, allowed_origins: tuple[str, ...]) -> dict[str, str]:
-    """``Access-Control-*`` headers for every response; the origin is allowed by configuration."""
-    headers = {
-        "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
-        "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
-        "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
-        "Access-Control-Max-Age": CORS_MAX_AGE_SECONDS,
-    }
-    if "*" in allowed_origins:
-        headers["Access-Control-Allow-Origin"] = "*"
-    else:
-        headers["Vary"] = "Origin"
-        if origin and origin.rstrip("/") in allowed_origins:
-            headers["Access-Control-Allow-Origin"] = origin
-    return headers
-
-
 def envelope_headers(request_id: str, correlation_id: str) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
@@ -218,12 +214,27 @@ def success(
     return _response(status, payload, {**envelope_headers(request_id, correlation_id), **(headers or {})})
 
 
-def failure(error: ApiError, request_id: str, correlation_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.details:
-        body["details"] = error.details
+def failure(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: dict[str, Any],
+    request_id: str,
+    correlation_id: str,
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    """The error envelope (``api.errors.failure`` maps an exception onto it)."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
     payload = {"status": "error", "error": body, "meta": {"request_id": request_id, "api_version": API_VERSION}}
-    return _response(error.http_status, payload, {**envelope_headers(request_id, correlation_id), **error.headers})
+    return _response(status, payload, {**envelope_headers(request_id, correlation_id), **headers})
+
+
+def ok(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """The success envelope answering ``request``."""
+    return success(status, data, request.request_id, request.correlation_id, headers)
 
 
 def no_content(request_id: str, correlation_id: str) -> dict[str, Any]:

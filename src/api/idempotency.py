@@ -1,30 +1,23 @@
-"""``Idempotency-Key`` on the POST routes, with the semantics of the IETF draft and Stripe.
+"""``Idempotency-Key`` on the POST routes, the HTTP side: what makes two requests "the same", and which
+response is kept and replayed (the rules are ``services.idempotency``'s).
 
-Scoped to the client. The first request with a key runs and its response is kept for 24 hours; the same
-key with the same request (fingerprint: method, path, query, content type and body) replays it with
-``Idempotent-Replayed: true``; with a different request it is 422 ``IDEMPOTENCY_KEY_REUSED``; while the
-first is still running, 409 ``IDEMPOTENCY_IN_PROGRESS``. A first request that ends in a 5xx does not pin
-the key, and the in-progress lock lapses when that request's Lambda would have timed out, so a crashed
-attempt never blocks the key for a day.
+A replay is the first response (status, body, ``Location``, ``Content-Type``) with
+``Idempotent-Replayed: true``. A first response that is a 5xx is not kept, so a retry runs again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 from api.http import Request
-from api.multipart import parse_form_data
-from storage.idempotency_store import IdempotencyStore, record_key
-from utils.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidRequest, ServiceUnavailable
+from services.idempotency import IdempotencyService
+from utils.errors import InvalidRequest, ServiceUnavailable
 from utils.logging import get_logger
 
 logger = get_logger("idempotency")
 
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 #: Headers of the first response that a replay repeats (the envelope headers are set again around it).
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
@@ -40,7 +33,7 @@ def fingerprint(request: Request) -> str:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     if request.media_type == "multipart/form-data":
         try:
-            parts = parse_form_data(request.body, request.header("content-type") or "")
+            parts = request.form()
         except InvalidRequest:
             parts = []  # unparseable: the raw bytes below decide (the request itself will be a 400)
         for form_part in parts:
@@ -54,39 +47,22 @@ def fingerprint(request: Request) -> str:
 
 
 def run_idempotently(
-    request: Request,
-    *,
-    client_id: str,
-    store: IdempotencyStore,
-    now: float,
-    seconds_left: float | None,
-    handle: Callable[[], dict[str, Any]],
+    request: Request, service: IdempotencyService, handle: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """Run ``handle`` (which returns a full response, errors included) under the request's key, if any."""
-    key_header = request.header("idempotency-key")
-    if key_header is None:
+    key = request.header("idempotency-key")
+    if key is None:
         return handle()
-    if not _KEY.fullmatch(key_header):
-        raise InvalidRequest(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters", details={"field": "Idempotency-Key"}
-        )
-    key = record_key(client_id, key_header)
-    lock_until = math.ceil(now + (seconds_left if seconds_left is not None else 30.0))
-    request_fingerprint = fingerprint(request)
-    existing = store.begin(key, request_fingerprint, int(now), lock_until)
-    if existing is not None:
-        if existing.fingerprint != request_fingerprint:
-            raise IdempotencyKeyReused(details={"field": "Idempotency-Key"})
-        if existing.state != "done" or existing.response is None:
-            raise IdempotencyInProgress(headers={"Retry-After": "1"})
-        logger.info("idempotent replay", extra={"replayed_request_id": existing.response.get("request_id")})
-        return _replay(existing.response)
+    attempt = service.begin(request.client_id or "", key, lambda: fingerprint(request))
+    if attempt.replay is not None:
+        logger.info("idempotent replay", extra={"replayed_request_id": attempt.replay.get("request_id")})
+        return _replay(attempt.replay)
     response = handle()
     try:
         if response["statusCode"] >= 500:
-            store.abandon(key)
+            service.forget(attempt)
         else:
-            store.finish(key, _keep(response), int(now))
+            service.keep(attempt, _keep(response))
     except ServiceUnavailable:
         # The work is done (a job may exist now): answering 503 would make the client retry and, once the
         # lock lapses, create a second job. The client gets its answer; the key simply won't replay it.

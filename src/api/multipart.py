@@ -35,7 +35,6 @@ from utils.errors import InvalidRequest
 __all__ = ["FormPart", "boundary_of", "parse_form_data"]
 
 _CRLF = b"\r\n"
-_MAX_BOUNDARY_CHARS = 70
 _ALLOWED_TRANSFER_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 _SINGLE_HEADERS = frozenset({"content-disposition", "content-type", "content-transfer-encoding"})
 
@@ -215,7 +214,6 @@ def parse_form_data(
     """
     dash_boundary = b"--" + boundary_of(content_type_header).encode("ascii")
     delimiter = _CRLF + dash_boundary
-    end = len(body)
 
     if body.startswith(dash_boundary):
         pos = len(dash_boundary)
@@ -238,32 +236,32 @@ def parse_form_data(
                 "Malformed multipart boundary delimiter line (lines must end in CRLF)",
                 details={"part": len(parts) + 1},
             )
-        pos = padding.end()
         part_no = len(parts) + 1
         if part_no > max_parts:
             raise InvalidRequest(f"Too many multipart parts: at most {max_parts}", details={"max_parts": max_parts})
+        part, pos = _read_part(body, padding.end(), delimiter, part_no, max_header_bytes)
+        parts.append(part)
 
-        # The header block ends at the first CRLFCRLF; searching from pos - 2 (the delimiter line's CRLF)
-        # finds an empty block too. The limit bounds the search, not just the result.
-        header_end = body.find(b"\r\n\r\n", pos - 2, pos + max_header_bytes + 4)
-        if header_end < 0:
-            if end - pos > max_header_bytes:
-                raise InvalidRequest(
-                    f"Multipart part headers are longer than {max_header_bytes} bytes", details={"part": part_no}
-                )
+
+def _read_part(body: bytes, pos: int, delimiter: bytes, part_no: int, max_header_bytes: int) -> tuple[FormPart, int]:
+    """The part whose headers start at ``pos``, and the position just past the delimiter that ends it."""
+    # The header block ends at the first CRLFCRLF; searching from pos - 2 (the delimiter line's CRLF)
+    # finds an empty block too. The limit bounds the search, not just the result.
+    header_end = body.find(b"\r\n\r\n", pos - 2, pos + max_header_bytes + 4)
+    if header_end < 0:
+        if len(body) - pos > max_header_bytes:
             raise InvalidRequest(
-                "Multipart body is truncated: part headers are not terminated", details={"part": part_no}
+                f"Multipart part headers are longer than {max_header_bytes} bytes", details={"part": part_no}
             )
-        if body.find(delimiter, pos - 2, header_end) >= 0:
-            raise InvalidRequest("Multipart part headers are not terminated", details={"part": part_no})
-        headers = _parse_headers(body[pos:header_end], part_no)
+        raise InvalidRequest("Multipart body is truncated: part headers are not terminated", details={"part": part_no})
+    if body.find(delimiter, pos - 2, header_end) >= 0:
+        raise InvalidRequest("Multipart part headers are not terminated", details={"part": part_no})
+    headers = _parse_headers(body[pos:header_end], part_no)
 
-        # Data runs from after the blank line to the CRLF of the next delimiter; the blank line's CRLF is
-        # not data, so data that itself starts with ``--boundary`` stays data.
-        data_start = header_end + 4
-        next_delimiter = body.find(delimiter, data_start)
-        if next_delimiter < 0:
-            raise InvalidRequest("Multipart body is truncated: the closing boundary delimiter is missing")
-        data = body[data_start:next_delimiter]
-        parts.append(_build_part(headers, data, part_no))
-        pos = next_delimiter + len(delimiter)
+    # Data runs from after the blank line to the CRLF of the next delimiter; the blank line's CRLF is
+    # not data, so data that itself starts with ``--boundary`` stays data.
+    data_start = header_end + 4
+    next_delimiter = body.find(delimiter, data_start)
+    if next_delimiter < 0:
+        raise InvalidRequest("Multipart body is truncated: the closing boundary delimiter is missing")
+    return _build_part(headers, body[data_start:next_delimiter], part_no), next_delimiter + len(delimiter)

@@ -17,12 +17,13 @@ from typing import Any
 from dateutil.parser import isoparse
 
 from api.http import Request
-from api.multipart import parse_form_data
+from models.errors import FileTooLarge
+from models.job import JobStatus
 from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE
 from services.feedback_service import Feedback
+from services.job_creation import BlueprintFile
 from services.job_listing import ListQuery
-from services.job_service import BlueprintFile
-from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
+from utils.errors import InvalidRequest, UnsupportedMediaType
 
 JSON_MEDIA_TYPES = ("application/json",)
 MULTIPART = "multipart/form-data"
@@ -86,7 +87,7 @@ def _create_from_json(request: Request, max_bytes: int) -> BlueprintFile | Uploa
 
 
 def _create_from_multipart(request: Request, max_bytes: int) -> BlueprintFile:
-    parts = parse_form_data(request.body, request.header("content-type") or "")
+    parts = request.form()
     files = [p for p in parts if p.name == "file"]
     unknown = sorted({p.name for p in parts} - {"file", "format", "filename"})
     if unknown:
@@ -146,11 +147,13 @@ def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
 
 
 # --------------------------------------------------------------------------------- POST /api/v1/uploads
-@dataclass(frozen=True)
 class UploadRequest:
-    filename: str | None
-    format: str
-    size: int
+    __slots__ = ("filename", "format", "size")
+
+    def __init__(self, *, filename: str | None, format: str, size: int) -> None:  # noqa: A002 - the field's name
+        self.filename = filename
+        self.format = format
+        self.size = size
 
 
 def parse_upload_request(request: Request) -> UploadRequest:
@@ -182,7 +185,7 @@ def parse_feedback(request: Request) -> Feedback:
 
 
 # ------------------------------------------------------------------------------------ GET /api/v1/jobs
-LIST_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+LIST_STATUSES = tuple(status.value for status in JobStatus)
 _SMALL_INT = re.compile(r"[0-9]{1,3}")
 #: RFC 3339 date-times, or plain dates (midnight UTC); nothing else that ISO 8601 parsers would take.
 _DATE_TIME = re.compile(

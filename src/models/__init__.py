@@ -1,1 +1,1 @@
-"""The one shape of a job."""
+"""The domain's shapes and rules, no I/O: a job, its states and ids, the domain's errors."""

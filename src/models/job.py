@@ -1,4 +1,5 @@
-"""The one shape of a job: fields, status enum, allowed transitions, id format, record (de)serialisation.
+"""The one shape of a job: fields, status enum, allowed transitions, id formats, record (de)serialisation,
+and the job as a client sees it (``JobView``).
 
 No I/O here. ``to_record``/``from_record`` convert to and from the plain attribute map stored in
 DynamoDB (absent attributes for ``None``; numbers come back as ``Decimal`` and are turned into ``int``).
@@ -7,20 +8,43 @@ DynamoDB (absent attributes for ``None``; numbers come back as ``Decimal`` and a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from models.errors import InvalidJobId
+
+#: The version of the contract every response names (``meta.api_version``) and every job records.
 API_VERSION = "v1"
 JOB_TTL_SECONDS = 7 * 24 * 3600
 
-#: ``job_{YYYYMMDDTHHMMSS}_{16 lowercase hex}``: UTC creation time and 64 random bits.
-JOB_ID_PATTERN = re.compile(r"job_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}")
-#: Upload and feedback ids have the same shape with their own prefix (``upl_``, ``fb_``); uploads carry
-#: 128 random bits because the id alone lets its holder finalise the upload.
-UPLOAD_ID_PATTERN = re.compile(r"upl_[0-9]{8}T[0-9]{6}_[0-9a-f]{32}")
-FEEDBACK_ID_PATTERN = re.compile(r"fb_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}")
+
+class IdFormat:
+    """``{prefix}_{YYYYMMDDTHHMMSS}_{random lowercase hex}``: the UTC time an id was minted and randomness."""
+
+    __slots__ = ("name", "pattern", "prefix", "random_hex_digits")
+
+    def __init__(self, name: str, prefix: str, random_hex_digits: int) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.random_hex_digits = random_hex_digits
+        self.pattern = re.compile(rf"{prefix}_[0-9]{{8}}T[0-9]{{6}}_[0-9a-f]{{{random_hex_digits}}}")
+
+    def matches(self, value: str) -> bool:
+        return self.pattern.fullmatch(value) is not None
+
+    def make(self, compact_time: str, random_hex: str) -> str:
+        value = f"{self.prefix}_{compact_time}_{random_hex}"
+        if not self.matches(value):
+            raise ValueError(f"{self.name} id parts do not form a valid {self.name} id")
+        return value
+
+
+#: 64 random bits. Uploads carry 128 because the id alone lets its holder finalise the upload.
+JOB_ID = IdFormat("job", "job", 16)
+UPLOAD_ID = IdFormat("upload", "upl", 32)
+FEEDBACK_ID = IdFormat("feedback", "fb", 16)
 
 
 class JobStatus(StrEnum):
@@ -29,10 +53,6 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return not ALLOWED_TRANSITIONS[self]
 
 
 #: The state machine. Final states map to nothing: nothing moves a job out of them.
@@ -49,23 +69,19 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 
 
-def sources_of(target: JobStatus) -> frozenset[JobStatus]:
-    """Every status from which ``target`` may be reached."""
-    return frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
-
-
 def is_valid_job_id(value: str) -> bool:
-    return JOB_ID_PATTERN.fullmatch(value) is not None
+    return JOB_ID.matches(value)
 
 
 def is_valid_upload_id(value: str) -> bool:
-    return UPLOAD_ID_PATTERN.fullmatch(value) is not None
+    return UPLOAD_ID.matches(value)
 
 
-def make_job_id(compact_time: str, random_hex: str) -> str:
-    job_id = f"job_{compact_time}_{random_hex}"
+def validate_job_id(job_id: str) -> str:
+    """``job_id`` itself if it is one, else ``InvalidJobId`` (before any read: a malformed id is the
+    client's mistake, not an absent job)."""
     if not is_valid_job_id(job_id):
-        raise ValueError("job id parts do not form a valid job id")
+        raise InvalidJobId(details={"expected_format": "job_{YYYYMMDDTHHMMSS}_{16 lowercase hex}"})
     return job_id
 
 
@@ -117,9 +133,6 @@ class Job:
     def is_expired(self, now_epoch: float) -> bool:
         return self.expires_at <= now_epoch
 
-    def with_status(self, status: JobStatus, updated_at: str) -> Job:
-        return replace(self, status=status, updated_at=updated_at, version=self.version + 1)
-
     def to_public(self) -> dict[str, Any]:
         """The job as the contract shows it to clients."""
         data = {name: getattr(self, name) for name in PUBLIC_FIELDS}
@@ -162,3 +175,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Who asked: recorded on the job for tracing."""
+
+    request_id: str
+    correlation_id: str
+    #: The calling client (None for operators and the pipeline, who see every job).
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as a client sees it, with what is computed per request rather than stored."""
+
+    job: Job
+    #: A live cached preview of the same blueprint (on creation only).
+    preview: dict[str, Any] | None = None
+    #: A presigned GET of the result (completed jobs only).
+    result_url: str | None = None
+
+    def to_public(self) -> dict[str, Any]:
+        data = self.job.to_public()
+        if self.job.status is JobStatus.COMPLETED:
+            data["result_url"] = self.result_url
+        if self.preview is not None:
+            data["preview"] = self.preview
+        return data

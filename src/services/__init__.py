@@ -1,1 +1,2 @@
-"""Business rules (job_service) and the storage layer that holds every boto3 call."""
+"""Business rules, one class per area, each built with the stores it uses (``api.dependencies`` builds
+them): no HTTP shapes, no boto3."""

@@ -1,21 +1,32 @@
-"""Rules about blueprint files: formats, magic bytes, safe filenames. Pure functions, no I/O."""
+"""Rules about blueprint files: formats, magic bytes, size, safe filenames. Pure functions, no I/O.
+
+``FORMATS`` is the one list of the formats the API knows; every other table here, the runtime
+configuration's ``allowed-formats`` (``services.runtime_config``) and the request parsers derive from it.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-#: Canonical format -> file extension used for fallbacks; ``jpeg`` is an alias stored as ``jpg``.
-FORMAT_EXTENSIONS = {"png": "png", "jpg": "jpg", "pdf": "pdf"}
-FORMAT_ALIASES = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "pdf": "pdf"}
-CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "pdf": "application/pdf"}
-#: Content types that name one of our formats (with the non-standard JPEG spellings clients send).
-FORMATS_BY_CONTENT_TYPE = {mime: fmt for fmt, mime in CONTENT_TYPES.items()} | {
-    "image/jpg": "jpg",
-    "image/pjpeg": "jpg",
+from models.errors import FileTooLarge, InvalidFileFormat
+from utils.errors import InvalidRequest
+
+#: Canonical format -> (its file extensions, its content types). The first extension is the one a
+#: filename without one gets; the first content type is the one stored. Other spellings are aliases
+#: (``jpeg``, and the non-standard JPEG content types clients send).
+FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "png": (("png",), ("image/png",)),
+    "jpg": (("jpg", "jpeg"), ("image/jpeg", "image/jpg", "image/pjpeg")),
+    "pdf": (("pdf",), ("application/pdf",)),
 }
+FORMAT_EXTENSIONS = {fmt: extensions[0] for fmt, (extensions, _) in FORMATS.items()}
+FORMAT_ALIASES = {extension: fmt for fmt, (extensions, _) in FORMATS.items() for extension in extensions}
+CONTENT_TYPES = {fmt: content_types[0] for fmt, (_, content_types) in FORMATS.items()}
+#: Content types that name one of our formats.
+FORMATS_BY_CONTENT_TYPE = {mime: fmt for fmt, (_, content_types) in FORMATS.items() for mime in content_types}
 #: Extensions a filename may already carry for each format.
-_EXTENSIONS_OF = {"png": (".png",), "jpg": (".jpg", ".jpeg"), "pdf": (".pdf",)}
+_EXTENSIONS_OF = {fmt: tuple(f".{extension}" for extension in extensions) for fmt, (extensions, _) in FORMATS.items()}
 
 #: How many leading bytes ``detect_format`` needs (a PDF header may follow up to 1 KB of junk).
 SNIFF_BYTES = 1024
@@ -39,6 +50,44 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 def normalise_format(value: str) -> str | None:
     """``PNG`` -> ``png``, ``jpeg`` -> ``jpg``; None for anything we do not accept."""
     return FORMAT_ALIASES.get(value.strip().lower())
+
+
+def resolve_format(declared: str | None, head: bytes, allowed: tuple[str, ...]) -> str:
+    """The file's format: detected from its first bytes, among ``allowed`` and agreeing with ``declared``."""
+    received = None
+    if declared is not None:
+        received = normalise_format(declared)
+        if received is None or received not in allowed:
+            raise InvalidFileFormat(
+                f"File format must be {_listed(allowed)}",
+                details={"received_format": declared, "allowed_formats": list(allowed)},
+            )
+    detected = detect_format(head[:SNIFF_BYTES])
+    if detected is None or detected not in allowed:
+        raise InvalidFileFormat(
+            f"The file's content is not {_listed(allowed)}",
+            details={"received_format": declared, "detected_format": detected or "unknown"},
+        )
+    if received is not None and received != detected:
+        raise InvalidFileFormat(
+            f"The file's content is {detected.upper()}, not {received.upper()}",
+            details={"received_format": declared, "detected_format": detected},
+        )
+    return detected
+
+
+def check_size(size: int, max_bytes: int, field: str = "blueprint.file") -> None:
+    """A file holds 1 to ``max_bytes`` bytes; ``field`` names what the client sent it as."""
+    if size <= 0:
+        raise InvalidRequest("The file is empty", details={"field": field})
+    if size > max_bytes:
+        raise FileTooLarge(max_bytes)
+
+
+def _listed(formats: tuple[str, ...]) -> str:
+    """``PNG, JPG, or PDF``"""
+    names = [f.upper() for f in formats]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f", or {names[-1]}"
 
 
 def detect_format(head: bytes) -> str | None:

@@ -2,40 +2,47 @@
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from typing import Any
 
-from models.job import JobStatus
-from services.job_service import JobService, RequestInfo
-from storage.cache_store import feedback_key
-from storage.jobs_table import StaleJob
-from utils.clock import compact_utc, iso_utc
-from utils.errors import JobNotCompleted, JobNotFound
+from models.errors import JobNotCompleted, JobNotFound
+from models.job import FEEDBACK_ID, JobStatus, RequestInfo
+from services.ids import new_id
+from services.job_service import JobService
+from storage.cache_store import CacheStore, feedback_key
+from storage.jobs_table import JobsTable, StaleJob
+from utils.clock import WallClock, iso_utc, wall_time
 from utils.logging import get_logger
 
 logger = get_logger("feedback_service")
 
 
-@dataclass(frozen=True)
 class Feedback:
-    rating: int
-    comment: str = ""
-    corrections: Any = None
+    """A client's feedback on a job, as parsed from its request."""
+
+    __slots__ = ("comment", "corrections", "rating")
+
+    def __init__(self, rating: int, comment: str = "", corrections: Any = None) -> None:
+        self.rating = rating
+        self.comment = comment
+        self.corrections = corrections
 
 
 class FeedbackService:
-    def __init__(self, jobs: JobService) -> None:
-        self.jobs = jobs
-        self.cache = jobs.stores.cache
+    def __init__(
+        self, job_service: JobService, jobs_table: JobsTable, cache: CacheStore, *, clock: WallClock = wall_time
+    ) -> None:
+        self.job_service = job_service
+        self.jobs_table = jobs_table
+        self.cache = cache
+        self._clock = clock
 
     def submit(self, job_id: str, feedback: Feedback, request: RequestInfo) -> dict[str, Any]:
         """Store feedback on a completed job (409 ``JOB_NOT_COMPLETED`` otherwise) and count it."""
-        job = self.jobs.get_job(job_id, request.client_id)
+        job = self.job_service.get_job(job_id, request.client_id)
         if job.status is not JobStatus.COMPLETED:
             raise _not_completed(job_id, job.status.value)
-        now = self.jobs.now()
-        feedback_id = f"fb_{compact_utc(now)}_{secrets.token_hex(8)}"
+        now = self._clock()
+        feedback_id = new_id(FEEDBACK_ID, now)
         document = {
             "feedback_id": feedback_id,
             "job_id": job_id,
@@ -49,7 +56,7 @@ class FeedbackService:
         key = feedback_key(job_id, feedback_id)
         self.cache.put_json(key, document)
         try:
-            counted = self.jobs.jobs.count_feedback(job_id, feedback_id, JobStatus.COMPLETED)
+            counted = self.jobs_table.count_feedback(job_id, feedback_id, JobStatus.COMPLETED)
         except BaseException as exc:
             try:
                 self.cache.delete(key)

@@ -14,17 +14,22 @@ from utils.logging import get_logger
 logger = get_logger("health")
 
 
-def check(probes: dict[str, Callable[[], None]]) -> dict[str, Any]:
-    """Run each probe; ``{"status": "healthy"|"unhealthy", "services": {name: {"status", "latency_ms"}}}``."""
-    services: dict[str, Any] = {}
-    for name, probe in probes.items():
-        started = time.perf_counter()
-        try:
-            probe()
-            status = "healthy"
-        except Exception as exc:
-            logger.warning("health probe failed", extra={"dependency": name, "error_type": type(exc).__name__})
-            status = "unhealthy"
-        services[name] = {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
-    healthy = all(s["status"] == "healthy" for s in services.values())
-    return {"status": "healthy" if healthy else "unhealthy", "services": services}
+class HealthService:
+    def __init__(self, probes: dict[str, Callable[[], None]]) -> None:
+        """``probes``: dependency kind -> a cheap call that raises if the dependency does not answer."""
+        self.probes = probes
+
+    def check(self) -> dict[str, Any]:
+        """Run each probe; ``{"status": "healthy"|"unhealthy", "services": {name: {"status", "latency_ms"}}}``."""
+        services: dict[str, Any] = {}
+        for name, probe in self.probes.items():
+            started = time.perf_counter()
+            try:
+                probe()
+                status = "healthy"
+            except Exception as exc:
+                logger.warning("health probe failed", extra={"dependency": name, "error_type": type(exc).__name__})
+                status = "unhealthy"
+            services[name] = {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        healthy = all(s["status"] == "healthy" for s in services.values())
+        return {"status": "healthy" if healthy else "unhealthy", "services": services}

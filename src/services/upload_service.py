@@ -8,35 +8,51 @@ Every check is made again on the object itself (size, magic bytes, content type)
 enforce POST policies, and we never trust one check. The claim (a conditional put) makes an upload create
 at most one job even when two finalisations race; a finalisation that fails for a reason a retry may fix
 gives the claim back (one that cannot — its Lambda died — leaves a claim that lapses after two minutes:
-``storage.upload_claims``), one that fails because the file is bad deletes the upload.
+``CLAIM_LAPSE_SECONDS``), one that fails because the file is bad deletes the upload.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from models.job import is_valid_upload_id
+from models.errors import Conflict, FileTooLarge, InvalidFileFormat, UploadNotFound
+from models.job import UPLOAD_ID, JobView, RequestInfo, is_valid_upload_id
 from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE, SNIFF_BYTES, normalise_format, sanitise_filename
-from services.job_service import JobService, JobView, RequestInfo
-from storage.upload_store import ObjectChanged, UploadedObject, upload_prefix
-from utils.clock import compact_utc, iso_utc
-from utils.errors import Conflict, FileTooLarge, InvalidFileFormat, InvalidRequest, UploadNotFound
+from services.ids import new_id
+from services.job_creation import JobCreation
+from services.runtime_config import RuntimeConfig
+from storage.upload_claims import UploadClaims
+from storage.upload_store import ObjectChanged, UploadedObject, UploadStore, upload_prefix
+from utils.clock import WallClock, iso_utc, wall_time
+from utils.errors import InvalidRequest
 from utils.logging import get_logger
 
 logger = get_logger("upload_service")
 
 #: A claim outlives the upload it guards (the bucket expires ``uploads/`` after one day).
 CLAIM_TTL_SECONDS = 2 * 24 * 3600
+#: A claim whose job was never recorded lapses after this long, far beyond any invocation (the function's
+#: timeout is 25 s): its finaliser is certainly gone and can no longer record its job.
+CLAIM_LAPSE_SECONDS = 120
 #: What makes an upload unusable for good (it is deleted); anything else leaves it for a retry.
 _BAD_FILE = (FileTooLarge, InvalidFileFormat, InvalidRequest)
 
 
 class UploadService:
-    def __init__(self, jobs: JobService) -> None:
-        self.jobs = jobs
-        self.uploads = jobs.stores.uploads
-        self.config = jobs.config
+    def __init__(
+        self,
+        creation: JobCreation,
+        uploads: UploadStore,
+        claims: UploadClaims,
+        config: RuntimeConfig,
+        *,
+        clock: WallClock = wall_time,
+    ) -> None:
+        self.creation = creation
+        self.uploads = uploads
+        self.claims = claims
+        self.config = config
+        self._clock = clock
 
     def create_upload(
         self, filename: str | None, declared_format: str, size: int, owner_id: str | None = None
@@ -47,9 +63,9 @@ class UploadService:
             raise InvalidFileFormat(
                 details={"received_format": declared_format, "allowed_formats": list(self.config.allowed_formats)}
             )
-        self.jobs.check_size(size, field="size")
-        now = self.jobs.now()
-        upload_id = f"upl_{compact_utc(now)}_{secrets.token_hex(16)}"
+        self.creation.check_size(size, field="size")
+        now = self._clock()
+        upload_id = new_id(UPLOAD_ID, now)
         key = upload_prefix(upload_id) + sanitise_filename(filename, fmt)
         expires_in = self.config.presign_expiry_seconds
         # The owner rides in the object's metadata, pinned by the POST policy: only its client finalises it.
@@ -75,21 +91,24 @@ class UploadService:
             fmt = self._checked_format(upload)
         except ObjectChanged:  # removed (or replaced) since it was found: as good as never there
             raise UploadNotFound(details={"upload_id": upload_id}) from None
-        job_id = self.jobs.new_job_id()
-        now = int(self.jobs.now())
-        if not self.jobs.jobs.claim_upload(upload_id, job_id, now=now, expires_at=now + CLAIM_TTL_SECONDS):
+        job_id = self.creation.new_job_id()
+        now = int(self._clock())
+        claimed = self.claims.take(
+            upload_id, job_id, now=now, expires_at=now + CLAIM_TTL_SECONDS, lapse_seconds=CLAIM_LAPSE_SECONDS
+        )
+        if not claimed:
             raise UploadNotFound("This upload has already been used", details={"upload_id": upload_id})
         try:
             view = self._create(upload, fmt, job_id, request)
         except ObjectChanged:
-            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            self.claims.release(upload_id, job_id)
             raise Conflict("The upload changed while it was being checked; retry") from None
         except _BAD_FILE:
             self._discard(upload)
-            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            self.claims.release(upload_id, job_id)
             raise
         except BaseException:
-            self.jobs.jobs.release_upload_claim(upload_id, job_id)
+            self.claims.release(upload_id, job_id)
             raise
         self._discard(upload)
         return view
@@ -97,21 +116,21 @@ class UploadService:
     def _checked_format(self, upload: UploadedObject) -> str:
         """Size and magic bytes, checked on the object before anything is claimed or copied."""
         try:
-            self.jobs.check_size(upload.size)
-            return self.jobs.resolve_format(_declared_format(upload), self.uploads.read_head(upload, SNIFF_BYTES))
+            self.creation.check_size(upload.size)
+            return self.creation.resolve_format(_declared_format(upload), self.uploads.read_head(upload, SNIFF_BYTES))
         except _BAD_FILE:
             self._discard(upload)  # it can never become a job
             raise
 
     def _create(self, upload: UploadedObject, fmt: str, job_id: str, request: RequestInfo) -> JobView:
         digest, size = self.uploads.sha256(upload, self.config.max_upload_bytes)
-        self.jobs.check_size(size)
+        self.creation.check_size(size)
         filename = sanitise_filename(upload.filename, fmt)
-        job = self.jobs.new_job(job_id, fmt, sha256_hex=digest.hex(), size=size, filename=filename, request=request)
+        job = self.creation.new_job(job_id, fmt, sha256_hex=digest.hex(), size=size, filename=filename, request=request)
         self.uploads.copy(upload, job.blueprint_s3_key, CONTENT_TYPES[fmt], digest.hex())
-        if not self.jobs.record_or_roll_back(job):
+        if not self.creation.record_or_roll_back(job):
             raise Conflict("Could not allocate a job id; retry the request")
-        return self.jobs.created(job)
+        return self.creation.created(job)
 
     def _discard(self, upload: UploadedObject) -> None:
         try:

@@ -1,35 +1,43 @@
-"""Storage layer: every boto3 call to the tables and buckets, and their error translation."""
+"""Storage layer: every boto3 call to the tables and buckets, and their error translation.
+
+``Stores`` is what the dependency setup (``api.dependencies``) builds once per container; services are
+given the stores they use, one by one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from storage.blueprint_store import BlueprintStore
 from storage.cache_store import CacheStore
 from storage.idempotency_store import IdempotencyStore
 from storage.jobs_table import JobsTable
 from storage.preview_cache import PreviewCache
+from storage.upload_claims import UploadClaims
 from storage.upload_store import UploadStore
 
 
-@dataclass(frozen=True)
 class Stores:
-    """The API's tables and buckets, built once per container (clients inside are created lazily)."""
+    """The API's tables and buckets (clients inside are created lazily). The jobs table holds three kinds
+    of item, each with its own store bound to the same table: job records, upload claims, idempotency
+    records; the blueprints bucket holds job blueprints and uploads."""
 
-    jobs: JobsTable
-    blueprints: BlueprintStore
-    uploads: UploadStore
-    cache: CacheStore
-    previews: PreviewCache
-    idempotency: IdempotencyStore
-
-    @classmethod
-    def from_names(cls, jobs_table: str, preview_table: str, blueprints_bucket: str, cache_bucket: str) -> Stores:
-        return cls(
-            jobs=JobsTable(jobs_table),
-            blueprints=BlueprintStore(blueprints_bucket),
-            uploads=UploadStore(blueprints_bucket),
-            cache=CacheStore(cache_bucket),
-            previews=PreviewCache(preview_table),
-            idempotency=IdempotencyStore(jobs_table),
-        )
+    def __init__(
+        self,
+        jobs_table: str,
+        preview_table: str,
+        blueprints_bucket: str,
+        cache_bucket: str,
+        *,
+        dynamodb: Any | None = None,
+        s3: Any | None = None,
+    ) -> None:
+        """The stores of these tables and buckets, on the container's clients (or on ``dynamodb`` and
+        ``s3``, when a caller brings its own)."""
+        self.jobs_table = JobsTable(jobs_table, dynamodb)
+        self.claims = UploadClaims(jobs_table, dynamodb)
+        self.idempotency = IdempotencyStore(jobs_table, dynamodb)
+        self.previews = PreviewCache(preview_table, dynamodb)
+        self.blueprints = BlueprintStore(blueprints_bucket, s3)
+        self.uploads = UploadStore(blueprints_bucket, s3)
+        self.cache = CacheStore(cache_bucket, s3)

@@ -12,14 +12,7 @@ from __future__ import annotations
 
 import base64
 
-from botocore.exceptions import ClientError
-
-from storage.base import BucketBound, error_code, is_not_found, landed_anyway
-from utils import retry
-from utils.errors import ServiceUnavailable
-from utils.logging import get_logger
-
-logger = get_logger("blueprint_store")
+from storage.base import BucketBound, Refusal, conditional_write, ignore
 
 
 def blueprint_key(job_id: str, filename: str) -> str:
@@ -35,42 +28,28 @@ class BlueprintStore(BucketBound):
         """Store ``body`` under ``key`` unless something is there already (``BlueprintKeyTaken``)."""
         checksum = base64.b64encode(sha256_digest).decode()
         sha256_hex = sha256_digest.hex()
-        try:
-            retry.call(
-                "s3.put_object",
-                lambda: self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=body,
-                    ContentType=content_type,
-                    ChecksumSHA256=checksum,
-                    Metadata={"sha256": sha256_hex},
-                    IfNoneMatch="*",
-                ),
-            )
-        except ServiceUnavailable as outage:
-            landed_anyway(outage, "s3.put_object", lambda: self._stored_sha256(key) == sha256_hex or None)
-        except ClientError as exc:
-            if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise
+
+        def refused(refusal: Refusal) -> None:
             # A retried put whose first attempt landed finds its own bytes: that is success.
-            if self._stored_sha256(key) == sha256_hex:
-                return
-            raise BlueprintKeyTaken(key) from exc
+            if self.stored_sha256(key) != sha256_hex:
+                raise BlueprintKeyTaken(key) from refusal.error
 
-    def _stored_sha256(self, key: str) -> str | None:
-        """The digest recorded on the object at ``key``; None if there is no object (or no digest)."""
-        try:
-            head = retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        value = head.get("Metadata", {}).get("sha256")
-        return str(value) if value is not None else None
-
-    def delete(self, key: str) -> None:
-        retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        conditional_write(
+            "s3.put_object",
+            lambda: self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                ChecksumSHA256=checksum,
+                Metadata={"sha256": sha256_hex},
+                IfNoneMatch="*",
+            ),
+            done=ignore,
+            refused=refused,
+            landed=lambda: self.stored_sha256(key) == sha256_hex or None,
+            refusals=("PreconditionFailed", "ConditionalRequestConflict"),
+        )
 
     def ping(self) -> None:
         """``HeadBucket``: proves the bucket answers and we may list it; raises if not."""

@@ -31,13 +31,6 @@ class CacheStore(BucketBound):
             ),
         )
 
-    def get_json(self, key: str) -> Any:
-        response = retry.call("s3.get_object", lambda: self.client.get_object(Bucket=self.bucket, Key=key))
-        return json.loads(response["Body"].read())
-
-    def delete(self, key: str) -> None:
-        retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
-
     def presign_get(self, key: str, expires_in: int) -> str:
         """A URL anyone holding it can GET the object with, for ``expires_in`` seconds (signing is local)."""
         return str(

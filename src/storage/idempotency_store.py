@@ -2,10 +2,10 @@
 
 Key ``idem#{sha256(client, Idempotency-Key)}`` (never a job id; no ``owner_id``, so no list or GSI sees
 them). An item is ``in_progress`` with a lock that lapses when the first attempt's Lambda would have
-timed out, then ``done`` with the stored response for 24 hours (``expires_at``, the table's TTL; reads
-treat an item past it as absent). Each ``begin`` marks its item with a random ``attempt`` token, so a begin
-whose write landed but whose response was lost recognises its own record (on its retry, or after retries
-ran out) instead of answering its own request with "in progress".
+timed out, then ``done`` with the stored response until ``expires_at`` (the table's TTL, chosen by
+``services.idempotency``; a begin treats an item past it as absent). Each ``begin`` marks its item with a
+random ``attempt`` token, so a begin whose write landed but whose response was lost recognises its own
+record (on its retry, or after retries ran out) instead of answering its own request with "in progress".
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from storage.base import TableBound, is_conditional_failure, landed_anyway
+from storage.base import TableBound, conditional_write
 from utils import retry
-from utils.errors import ServiceUnavailable
-
-RECORD_TTL_SECONDS = 24 * 3600
 
 
 def record_key(client_id: str, idempotency_key: str) -> str:
@@ -30,13 +24,19 @@ def record_key(client_id: str, idempotency_key: str) -> str:
     return f"idem#{digest}"
 
 
-@dataclass(frozen=True)
 class Existing:
     """What a request found instead of starting: a record of the same key."""
 
-    fingerprint: str
-    state: str
-    response: dict[str, Any] | None
+    __slots__ = ("fingerprint", "response", "state")
+
+    def __init__(self, *, fingerprint: str, state: str, response: dict[str, Any] | None) -> None:
+        self.fingerprint = fingerprint
+        self.state = state
+        self.response = response
+
+
+#: ``begin``'s own record (this caller runs the request), told apart from a record in the way.
+_STARTED = Existing(fingerprint="", state="started", response=None)
 
 
 def _attempt_of(item: dict[str, Any]) -> str | None:
@@ -45,7 +45,9 @@ def _attempt_of(item: dict[str, Any]) -> str | None:
 
 
 class IdempotencyStore(TableBound):
-    def begin(self, key: str, fingerprint: str, now: int, lock_until: int) -> Existing | None:
+    """The idempotency records, kept in the jobs table (``JobsTable``: the same table name)."""
+
+    def begin(self, key: str, fingerprint: str, *, now: int, lock_until: int, expires_at: int) -> Existing | None:
         """Start a request under ``key``: None if this caller now runs it, else the record in the way."""
         attempt = secrets.token_hex(8)
         item = {
@@ -55,34 +57,31 @@ class IdempotencyStore(TableBound):
             "state": {"S": "in_progress"},
             "attempt": {"S": attempt},
             "lock_until": {"N": str(lock_until)},
-            "expires_at": {"N": str(now + RECORD_TTL_SECONDS)},
+            "expires_at": {"N": str(expires_at)},
         }
-        try:
-            retry.call(
-                "dynamodb.put_item",
-                lambda: self.client.put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    # Free, expired, or held by an attempt whose Lambda is long gone.
-                    ConditionExpression="attribute_not_exists(job_id) OR expires_at < :now "
-                    "OR (#state = :in_progress AND lock_until < :now)",
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": "in_progress"}},
-                ),
-            )
-        except ServiceUnavailable as outage:
-            landed_anyway(outage, "dynamodb.put_item", lambda: _attempt_of(self._read(key)) == attempt or None)
-            return None
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-        else:
-            return None
+        found = conditional_write(
+            "dynamodb.put_item",
+            lambda: self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                # Free, expired, or held by an attempt whose Lambda is long gone.
+                ConditionExpression="attribute_not_exists(job_id) OR expires_at < :now "
+                "OR (#state = :in_progress AND lock_until < :now)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": "in_progress"}},
+            ),
+            done=lambda _: _STARTED,
+            refused=lambda _: self._in_the_way(key, fingerprint, attempt),
+            landed=lambda: _STARTED if _attempt_of(self._read(key)) == attempt else None,
+        )
+        return None if found is _STARTED else found
+
+    def _in_the_way(self, key: str, fingerprint: str, attempt: str) -> Existing:
         found = self._read(key)
         if not found:  # it expired and was deleted in between: a retry will start cleanly
             return Existing(fingerprint=fingerprint, state="in_progress", response=None)
         if _attempt_of(found) == attempt:  # this very begin, retried after its write landed
-            return None
+            return _STARTED
         response = found.get("response", {}).get("S")
         return Existing(
             fingerprint=found["fingerprint"]["S"],
@@ -97,8 +96,8 @@ class IdempotencyStore(TableBound):
         )
         return dict(response.get("Item") or {})
 
-    def finish(self, key: str, response: dict[str, Any], now: int) -> None:
-        """Keep the response for replays (24 h from now)."""
+    def finish(self, key: str, response: dict[str, Any], *, expires_at: int) -> None:
+        """Keep the response for replays until ``expires_at``."""
         retry.call(
             "dynamodb.update_item",
             lambda: self.client.update_item(
@@ -109,13 +108,13 @@ class IdempotencyStore(TableBound):
                 ExpressionAttributeValues={
                     ":done": {"S": "done"},
                     ":response": {"S": json.dumps(response, separators=(",", ":"))},
-                    ":expires": {"N": str(now + RECORD_TTL_SECONDS)},
+                    ":expires": {"N": str(expires_at)},
                 },
             ),
         )
 
     def abandon(self, key: str) -> None:
-        """Forget the key (the request failed with a 5xx: a retry must run again)."""
+        """Forget the key (the request failed in a way a retry may fix: it must run again)."""
         retry.call(
             "dynamodb.delete_item",
             lambda: self.client.delete_item(TableName=self.table_name, Key={"job_id": {"S": key}}),

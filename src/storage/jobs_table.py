@@ -5,27 +5,20 @@ two racing writers can never both win: the loser gets ``StaleJob`` carrying what
 
 A write whose response was lost (the connection dropped after DynamoDB applied it) is recognised by its
 own effect, both when a retry of it fails its condition and when retries run out
-(``storage.base.landed_anyway``): it counts as done, once, instead of as a conflict or an outage.
+(``storage.base.conditional_write``): it counts as done, once, instead of as a conflict or an outage.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from models.job import Job, JobStatus
-from storage.base import is_conditional_failure, landed_anyway
-from storage.upload_claims import UploadClaims
+from storage.base import Refusal, TableBound, conditional_write, ignore
+from storage.items import from_item, to_item
 from utils import retry
-from utils.errors import ServiceUnavailable
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 #: The GSI of a client's jobs, newest first (``owner_id`` hash, ``created_at`` range); see template.yaml.
 OWNER_INDEX = "owner-created-index"
@@ -48,38 +41,14 @@ class StaleJob(Exception):
         super().__init__("the job changed since it was read")
 
 
-def _serialise(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items()}
-
-
-def _deserialise(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _attribute(v) for k, v in item.items()}
-
-
-def _attribute(value: Any) -> Any:
-    """One attribute value as Python: strings and numbers (nearly every attribute of a job) directly,
-    anything else through boto3's deserializer (the same results, in a third of the time per job)."""
-    if len(value) == 1:
-        kind, raw = next(iter(value.items()))
-        if kind == "S":
-            return raw
-        if kind == "N":
-            return Decimal(raw)
-    return _deserializer.deserialize(value)
+def _job(item: dict[str, Any]) -> Job:
+    return Job.from_record(from_item(item))
 
 
 def _item_in_the_way(exc: ClientError) -> Job | None:
     """The job a conditional write failed on (``ReturnValuesOnConditionCheckFailure=ALL_OLD``)."""
     old: Any = exc.response.get("Item")
-    return Job.from_record(_deserialise(old)) if old else None
-
-
-def _stale_or_original(exc: ClientError) -> Exception:
-    """A lost conditional status write as ``StaleJob`` (with the item the winner left); any other error
-    unchanged."""
-    if not is_conditional_failure(exc):
-        return exc
-    return StaleJob(_item_in_the_way(exc))
+    return _job(old) if old else None
 
 
 def _shows_write(current: Job | None, read: Job, sets: dict[str, Any]) -> Job | None:
@@ -91,42 +60,38 @@ def _shows_write(current: Job | None, read: Job, sets: dict[str, Any]) -> Job | 
     return current if all(record.get(name) == value for name, value in sets.items()) else None
 
 
-class _Attempts:
-    """Counts the attempts ``retry.call`` makes of one write: a condition failing on a later attempt may be
-    failing on the first attempt's own effect."""
-
-    def __init__(self, write: Callable[[], Any]) -> None:
-        self.count = 0
-        self._write = write
-
-    def __call__(self) -> Any:
-        self.count += 1
-        return self._write()
+def _landed_or_stale(refusal: Refusal, read: Job, sets: dict[str, Any]) -> Job:
+    """A refused versioned write: its own effect when a retry was refused by its first attempt, else
+    ``StaleJob`` with what the winner left."""
+    in_the_way = _item_in_the_way(refusal.error)
+    landed = _shows_write(in_the_way, read, sets) if refusal.retried else None
+    if landed is None:
+        raise StaleJob(in_the_way) from refusal.error
+    return landed
 
 
-class JobsTable(UploadClaims):
-    """The jobs table: job records (and, through ``UploadClaims``, the upload claims kept in it)."""
+class JobsTable(TableBound):
+    """The job records of the jobs table (idempotency records and upload claims share the table, each
+    through its own store bound to the same table name)."""
 
     def put_new(self, job: Job) -> None:
         """Write a new job; ``JobIdTaken`` if a record with its id exists (and is not this very job)."""
-        item = _serialise(job.to_record())
-        try:
-            retry.call(
-                "dynamodb.put_item",
-                lambda: self.client.put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(job_id)",
-                ),
-            )
-        except ServiceUnavailable as outage:
-            landed_anyway(outage, "dynamodb.put_item", lambda: self._own_record(job))
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
+        item = to_item(job.to_record())
+
+        def refused(refusal: Refusal) -> None:
             # A retried put whose first attempt landed finds its own record: that is success.
             if self._own_record(job) is None:
-                raise JobIdTaken(job.job_id) from exc
+                raise JobIdTaken(job.job_id) from refusal.error
+
+        conditional_write(
+            "dynamodb.put_item",
+            lambda: self.client.put_item(
+                TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(job_id)"
+            ),
+            done=ignore,
+            refused=refused,
+            landed=lambda: self._own_record(job),
+        )
 
     def _own_record(self, job: Job) -> Job | None:
         """The stored record of ``job`` if it is the one this request wrote (not another with its id)."""
@@ -141,7 +106,7 @@ class JobsTable(UploadClaims):
             lambda: self.client.get_item(TableName=self.table_name, Key={"job_id": {"S": job_id}}, ConsistentRead=True),
         )
         item = response.get("Item")
-        return Job.from_record(_deserialise(item)) if item else None
+        return _job(item) if item else None
 
     def transition(self, job: Job, target: JobStatus, updated_at: str, fields: dict[str, Any] | None = None) -> Job:
         """Move ``job`` (as read) to ``target``; ``StaleJob`` if anyone wrote it since it was read."""
@@ -151,29 +116,14 @@ class JobsTable(UploadClaims):
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(sets)))
         names.update({"#status": "status", "#version": "version"})
         values.update({":expected_status": job.status.value, ":expected_version": job.version, ":one": 1})
-        write = _Attempts(
-            lambda: self.client.update_item(
-                TableName=self.table_name,
-                Key={"job_id": {"S": job.job_id}},
-                UpdateExpression=f"SET {assignments}, #version = #version + :one",
-                ConditionExpression="#status = :expected_status AND #version = :expected_version",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_serialise(values),
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        return self._versioned_update(
+            job,
+            sets,
+            UpdateExpression=f"SET {assignments}, #version = #version + :one",
+            ConditionExpression="#status = :expected_status AND #version = :expected_version",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
         )
-        try:
-            response = retry.call("dynamodb.update_item", write)
-        except ServiceUnavailable as outage:
-            return landed_anyway(outage, "dynamodb.update_item", lambda: _shows_write(self.get(job.job_id), job, sets))
-        except ClientError as exc:
-            if write.count > 1 and is_conditional_failure(exc):
-                landed = _shows_write(_item_in_the_way(exc), job, sets)
-                if landed is not None:
-                    return landed
-            raise _stale_or_original(exc) from exc
-        return Job.from_record(_deserialise(response["Attributes"]))
 
     def lock_completion(self, job: Job, attempt_id: str, now: int, until: int) -> Job:
         """Make ``attempt_id`` the one writer of this processing job's result until ``until``.
@@ -181,59 +131,56 @@ class JobsTable(UploadClaims):
         Conditional on the status and version read, and on no other live lock; bumps the version, so a
         cancel racing the completion still wins or loses cleanly. ``StaleJob`` if the lock is not taken.
         """
-        sets = {"completing_by": attempt_id, "completing_until": until}
-        try:
-            response = retry.call(
-                "dynamodb.update_item",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"job_id": {"S": job.job_id}},
-                    UpdateExpression="SET completing_by = :attempt, completing_until = :until, "
-                    "#version = #version + :one",
-                    ConditionExpression="#status = :processing AND #version = :version AND "
-                    "(attribute_not_exists(completing_until) OR completing_until < :now)",
-                    ExpressionAttributeNames={"#status": "status", "#version": "version"},
-                    ExpressionAttributeValues=_serialise(
-                        {
-                            ":attempt": attempt_id,
-                            ":until": until,
-                            ":one": 1,
-                            ":processing": JobStatus.PROCESSING.value,
-                            ":version": job.version,
-                            ":now": now,
-                        }
-                    ),
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                ),
-            )
-        except ServiceUnavailable as outage:
-            return landed_anyway(outage, "dynamodb.update_item", lambda: _shows_write(self.get(job.job_id), job, sets))
-        except ClientError as exc:
-            # The attempt id is this call's own: a lock holding it is this call's lock, taken by an
-            # attempt whose response was lost.
-            landed = _shows_write(_item_in_the_way(exc), job, sets) if is_conditional_failure(exc) else None
-            if landed is not None:
-                return landed
-            raise _stale_or_original(exc) from exc
-        return Job.from_record(_deserialise(response["Attributes"]))
+        return self._versioned_update(
+            job,
+            {"completing_by": attempt_id, "completing_until": until},
+            UpdateExpression="SET completing_by = :attempt, completing_until = :until, #version = #version + :one",
+            ConditionExpression="#status = :processing AND #version = :version AND "
+            "(attribute_not_exists(completing_until) OR completing_until < :now)",
+            ExpressionAttributeNames={"#status": "status", "#version": "version"},
+            ExpressionAttributeValues=to_item(
+                {
+                    ":attempt": attempt_id,
+                    ":until": until,
+                    ":one": 1,
+                    ":processing": JobStatus.PROCESSING.value,
+                    ":version": job.version,
+                    ":now": now,
+                }
+            ),
+        )
+
+    def _versioned_update(self, job: Job, sets: dict[str, Any], **update: Any) -> Job:
+        """One conditional update of ``job`` as read that sets ``sets`` and bumps the version: the job as
+        written, or ``StaleJob``. A write whose answer was lost is recognised by the record showing it."""
+        return conditional_write(
+            "dynamodb.update_item",
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": job.job_id}},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update,
+            ),
+            done=lambda response: _job(response["Attributes"]),
+            refused=lambda refusal: _landed_or_stale(refusal, job, sets),
+            landed=lambda: _shows_write(self.get(job.job_id), job, sets),
+        )
 
     def unlock_completion(self, job_id: str, attempt_id: str) -> None:
         """Release ``attempt_id``'s completion lock (no-op if it no longer holds it)."""
-        try:
-            retry.call(
-                "dynamodb.update_item",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"job_id": {"S": job_id}},
-                    UpdateExpression="REMOVE completing_by, completing_until",
-                    ConditionExpression="completing_by = :attempt",
-                    ExpressionAttributeValues={":attempt": {"S": attempt_id}},
-                ),
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
+        conditional_write(
+            "dynamodb.update_item",
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="REMOVE completing_by, completing_until",
+                ConditionExpression="completing_by = :attempt",
+                ExpressionAttributeValues={":attempt": {"S": attempt_id}},
+            ),
+            done=ignore,
+            refused=ignore,
+        )
 
     def count_feedback(self, job_id: str, feedback_id: str, status: JobStatus) -> Job:
         """Count one piece of feedback on a job that still has ``status``; ``StaleJob`` otherwise.
@@ -241,34 +188,34 @@ class JobsTable(UploadClaims):
         The feedback id joins a set in the same write, so a retried write whose first attempt landed
         counts once.
         """
-        try:
-            response = retry.call(
-                "dynamodb.update_item",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"job_id": {"S": job_id}},
-                    UpdateExpression="ADD feedback_count :one, feedback_ids :ids",
-                    ConditionExpression=(
-                        "#status = :status AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))"
-                    ),
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":one": {"N": "1"},
-                        ":ids": {"SS": [feedback_id]},
-                        ":id": {"S": feedback_id},
-                        ":status": {"S": status.value},
-                    },
-                    ReturnValues="ALL_NEW",
-                ),
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
+
+        def refused(refusal: Refusal) -> Job:
             current = self.get(job_id)
             if current is not None and feedback_id in current.extra.get("feedback_ids", set()):
                 return current
-            raise StaleJob(current) from exc
-        return Job.from_record(_deserialise(response["Attributes"]))
+            raise StaleJob(current) from refusal.error
+
+        return conditional_write(
+            "dynamodb.update_item",
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="ADD feedback_count :one, feedback_ids :ids",
+                ConditionExpression=(
+                    "#status = :status AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":ids": {"SS": [feedback_id]},
+                    ":id": {"S": feedback_id},
+                    ":status": {"S": status.value},
+                },
+                ReturnValues="ALL_NEW",
+            ),
+            done=lambda response: _job(response["Attributes"]),
+            refused=refused,
+        )
 
     def query_owner(
         self,
@@ -286,6 +233,28 @@ class JobsTable(UploadClaims):
         Returns the jobs and the key to continue from (None at the end). The key is that of the last job
         returned, not DynamoDB's last evaluated key, so a page cut short by ``limit`` skips nothing.
         """
+        query = self._owner_query(owner_id, now, status, after, before)
+        jobs: list[Job] = []
+        exclusive = start_key
+        for _ in range(MAX_QUERY_PAGES):
+            kwargs: dict[str, Any] = {**query, "Limit": limit - len(jobs)}
+            if exclusive:
+                kwargs["ExclusiveStartKey"] = to_item(exclusive)
+            page: dict[str, Any] = retry.call("dynamodb.query", functools.partial(self.client.query, **kwargs))
+            jobs.extend(_job(item) for item in page.get("Items", []))
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return jobs, None
+            exclusive = {k: str(v) for k, v in from_item(last).items()}
+            if len(jobs) >= limit:
+                newest_last = jobs[-1]
+                return jobs, {"job_id": newest_last.job_id, "owner_id": owner_id, "created_at": newest_last.created_at}
+        return jobs, exclusive
+
+    def _owner_query(
+        self, owner_id: str, now: int, status: str | None, after: str | None, before: str | None
+    ) -> dict[str, Any]:
+        """The ``Query`` of the owner index for these filters (``created_at`` bounds are inclusive)."""
         condition = "owner_id = :owner"
         values: dict[str, Any] = {":owner": owner_id, ":now": now}
         if after and before:
@@ -303,32 +272,17 @@ class JobsTable(UploadClaims):
             filters += " AND #status = :status"
             values[":status"] = status
             names["#status"] = "status"
-        jobs: list[Job] = []
-        exclusive = start_key
-        for _ in range(MAX_QUERY_PAGES):
-            kwargs: dict[str, Any] = {
-                "TableName": self.table_name,
-                "IndexName": OWNER_INDEX,
-                "KeyConditionExpression": condition,
-                "FilterExpression": filters,
-                "ExpressionAttributeValues": _serialise(values),
-                "ScanIndexForward": False,
-                "Limit": limit - len(jobs),
-            }
-            if names:
-                kwargs["ExpressionAttributeNames"] = names
-            if exclusive:
-                kwargs["ExclusiveStartKey"] = _serialise(exclusive)
-            page: dict[str, Any] = retry.call("dynamodb.query", functools.partial(self.client.query, **kwargs))
-            jobs.extend(Job.from_record(_deserialise(item)) for item in page.get("Items", []))
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return jobs, None
-            exclusive = {k: str(v) for k, v in _deserialise(last).items()}
-            if len(jobs) >= limit:
-                newest_last = jobs[-1]
-                return jobs, {"job_id": newest_last.job_id, "owner_id": owner_id, "created_at": newest_last.created_at}
-        return jobs, exclusive
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": condition,
+            "FilterExpression": filters,
+            "ExpressionAttributeValues": to_item(values),
+            "ScanIndexForward": False,
+        }
+        if names:
+            query["ExpressionAttributeNames"] = names
+        return query
 
     def ping(self) -> None:
         """One cheap read (half a read unit) that proves the table answers; raises if it does not."""

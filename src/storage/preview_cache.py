@@ -1,7 +1,7 @@
 """The DynamoDB ``preview_cache`` table: the last result's rooms for a blueprint, by its SHA-256.
 
-Entries live one hour (``expires_at``, the table's TTL attribute). DynamoDB deletes expired items late,
-so ``get`` treats an entry past its ``expires_at`` as absent.
+Each entry carries its ``expires_at`` (the table's TTL attribute; ``services.previews`` decides how long
+an entry lives). DynamoDB deletes expired items late, so ``get`` treats an entry past it as absent.
 """
 
 from __future__ import annotations
@@ -10,14 +10,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from storage.base import TableBound
+from storage.items import from_item, to_item
 from utils import retry
-
-PREVIEW_TTL_SECONDS = 3600
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class PreviewCache(TableBound):
@@ -29,19 +24,19 @@ class PreviewCache(TableBound):
         item = response.get("Item")
         if not item:
             return None
-        entry = {k: _from_dynamodb(_deserializer.deserialize(v)) for k, v in item.items()}
+        entry = {k: _from_dynamodb(v) for k, v in from_item(item).items()}
         if int(entry.get("expires_at", 0)) <= now_epoch:
             return None
         return entry
 
     def put(self, entry: dict[str, Any]) -> None:
         # DynamoDB numbers are Decimals: a JSON round trip turns every float of the rooms into one.
-        native = json.loads(json.dumps(entry), parse_float=Decimal)
-        item = {k: _serializer.serialize(v) for k, v in native.items()}
+        item = to_item(json.loads(json.dumps(entry), parse_float=Decimal))
         retry.call("dynamodb.put_item", lambda: self.client.put_item(TableName=self.table_name, Item=item))
 
 
 def _from_dynamodb(value: Any) -> Any:
+    """Numbers as ``int`` where they are whole, else ``float`` (rooms hold coordinates and confidences)."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from storage.base import BucketBound, error_code, is_not_found, landed_anyway
+from storage.base import BucketBound, Refusal, conditional_write, error_code, ignore
 from utils import retry
-from utils.errors import ServiceUnavailable
 
 UPLOADS_PREFIX = "uploads/"
 READ_CHUNK_BYTES = 1024 * 1024
@@ -28,13 +26,17 @@ def upload_prefix(upload_id: str) -> str:
     return f"{UPLOADS_PREFIX}{upload_id}/"
 
 
-@dataclass(frozen=True)
 class UploadedObject:
-    key: str
-    size: int
-    content_type: str | None
-    etag: str
-    metadata: dict[str, str]
+    """What S3 says of an uploaded object (its key, size, content type, ETag and metadata)."""
+
+    __slots__ = ("content_type", "etag", "key", "metadata", "size")
+
+    def __init__(self, *, key: str, size: int, content_type: str | None, etag: str, metadata: dict[str, str]) -> None:
+        self.key = key
+        self.size = size
+        self.content_type = content_type
+        self.etag = etag
+        self.metadata = metadata
 
     @property
     def filename(self) -> str:
@@ -69,7 +71,7 @@ class UploadStore(BucketBound):
         if len(contents) != 1:
             return None
         key = contents[0]["Key"]
-        head = self._head(key)
+        head = self.head(key)
         if head is None:
             return None
         return UploadedObject(
@@ -131,47 +133,28 @@ class UploadStore(BucketBound):
         lost is found by its effect: the target carrying this very digest (its retry failing a
         precondition, or retries running out) means the copy is done.
         """
-        if self._exists(target_key):
+        if self.head(target_key) is not None:
             raise ObjectChanged(target_key)
-        try:
-            retry.call(
-                "s3.copy_object",
-                lambda: self.client.copy_object(
-                    Bucket=self.bucket,
-                    Key=target_key,
-                    CopySource={"Bucket": self.bucket, "Key": upload.key},
-                    CopySourceIfMatch=upload.etag,
-                    IfNoneMatch="*",  # never over another job's blueprint
-                    MetadataDirective="REPLACE",
-                    ContentType=content_type,
-                    Metadata={"sha256": sha256_hex},
-                ),
-            )
-        except ServiceUnavailable as outage:
-            landed_anyway(outage, "s3.copy_object", lambda: self._digest_of(target_key) == sha256_hex or None)
-        except ClientError as exc:
-            if error_code(exc) in ("PreconditionFailed", "NoSuchKey", "412"):
-                if self._digest_of(target_key) == sha256_hex:
-                    return  # an earlier attempt of this copy landed
+
+        def refused(refusal: Refusal) -> None:
+            if self.stored_sha256(target_key) != sha256_hex:  # else: an earlier attempt of this copy landed
                 # Either precondition: the source changed, or the target exists. Both mean "retry".
-                raise ObjectChanged(upload.key) from exc
-            raise
+                raise ObjectChanged(upload.key) from refusal.error
 
-    def _digest_of(self, key: str) -> str | None:
-        """The ``sha256`` metadata of the object at ``key``; None if there is none."""
-        head = self._head(key)
-        return None if head is None else head.get("Metadata", {}).get("sha256")
-
-    def _head(self, key: str) -> dict[str, Any] | None:
-        try:
-            return dict(retry.call("s3.head_object", lambda: self.client.head_object(Bucket=self.bucket, Key=key)))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-
-    def _exists(self, key: str) -> bool:
-        return self._head(key) is not None
-
-    def delete(self, key: str) -> None:
-        retry.call("s3.delete_object", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        conditional_write(
+            "s3.copy_object",
+            lambda: self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target_key,
+                CopySource={"Bucket": self.bucket, "Key": upload.key},
+                CopySourceIfMatch=upload.etag,
+                IfNoneMatch="*",  # never over another job's blueprint
+                MetadataDirective="REPLACE",
+                ContentType=content_type,
+                Metadata={"sha256": sha256_hex},
+            ),
+            done=ignore,
+            refused=refused,
+            landed=lambda: self.stored_sha256(target_key) == sha256_hex or None,
+            refusals=("PreconditionFailed", "NoSuchKey", "412"),
+        )

@@ -1,1 +1,2 @@
-"""Cross-cutting utilities: settings, configuration, secrets, logging, errors, retries."""
+"""Generic utilities, no business rules: settings, Parameter Store and Secrets Manager caches, AWS
+clients, retries, logging, metrics, the clock, generic errors."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from utils.clock import MonotonicClock, monotonic
@@ -24,10 +23,12 @@ logger = get_logger("cache")
 STALE_RETRY_SECONDS = 30.0
 
 
-@dataclass
 class _Entry(Generic[V]):
-    value: V
-    expires: float
+    __slots__ = ("expires", "value")
+
+    def __init__(self, value: V, expires: float) -> None:
+        self.value = value
+        self.expires = expires
 
 
 class TtlCache(Generic[V]):

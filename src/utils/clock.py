@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 #: Seconds since the epoch (wall clock); used for expiry and timestamps.
 WallClock = Callable[[], float]
@@ -30,10 +29,6 @@ def wall_time() -> float:
 
 def monotonic() -> float:
     return monotonic_source()
-
-
-def utc_datetime(epoch_seconds: float) -> datetime:
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
 
 
 def iso_utc(epoch_seconds: float) -> str:

@@ -17,14 +17,13 @@ silences metrics.
 
 How metrics are written (the flush policy):
 
-- Inside ``scope()`` (the router opens one per request, like Powertools' ``log_metrics``) ``add`` only
-  buffers. The buffer lives in a ``ContextVar``, so concurrent requests of the local server never mix.
-  When the scope ends (also by an exception) it writes one document with a directive per dimension set
-  (a new document only where a dimension would need two values or the 100-metric limit is reached): a
-  request writes one metrics line whatever it records. A metric added twice in one dimension set is one
-  member with a list of values (EMF allows up to 100 values per member); nothing is written twice, and
-  a drained buffer writes nothing more. ``flush()`` writes the buffer early (a long batch may use it).
-- Outside any scope (``job_service.complete_job`` / ``fail_job`` called by the pipeline or the ``ops``
+- Inside ``scope()`` (one per request, opened by ``api.observability``, like Powertools' ``log_metrics``)
+  ``add`` only buffers, in a ``ContextVar``: concurrent requests of the local server never mix. When the
+  scope ends (also by an exception) it writes one document with a directive per dimension set (a new
+  document only where a dimension would need two values or past 100 metrics): one metrics line per
+  request. A metric added twice in one dimension set is one member with a list of values (EMF allows up
+  to 100); nothing is written twice. ``flush()`` writes the buffer early (a long batch may use it).
+- Outside any scope (``JobService.complete_job`` / ``fail_job`` called by the pipeline or the ``ops``
   CLI) ``add`` writes its document at once: nothing waits for a flush that might never come.
 
 Limits of the specification are kept here: at most 100 metrics per document and 100 values per metric
@@ -119,10 +118,6 @@ def reset() -> None:
     """Back to the defaults (tests)."""
     global _config
     _config = MetricsConfig()
-
-
-def current_config() -> MetricsConfig:
-    return _config
 
 
 def is_valid_namespace(namespace: str) -> bool:

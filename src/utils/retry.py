@@ -1,10 +1,10 @@
 """The one retry layer for AWS calls: exponential backoff with jitter, bounded by the Lambda's deadline.
 
-botocore's own retries are switched off on every client we create (``aws_clients.client_config``), so a
+botocore's own retries are switched off on every client we create (``utils.aws.client_config``), so a
 throttled call is retried here and only here: 1 s, 2 s, 4 s, 8 s (each scaled by a random factor in
 [0.5, 1.0]), at most ``max_retries`` times, and never when the sleep plus one more attempt would run past
-the time the invocation has left. When retries run out the caller gets ``ServiceUnavailable`` (503 with
-``Retry-After``) chained to the last AWS error, which is logged but never shown to the client.
+the time the invocation has left. When retries run out the caller gets ``ServiceUnavailable`` (clients
+see 503 with ``Retry-After``) chained to the last AWS error, which is logged but never shown to them.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ class Settings:
     log_level: str = "INFO"
     #: Fallback for the ``cors-allowed-origins`` parameter when Parameter Store has none.
     cors_allowed_origins: tuple[str, ...] = ("*",)
-    api_version: str = "v1"
     #: CloudWatch namespace of the EMF metrics (``utils.metrics``) and their ``Service`` dimension.
     metrics_namespace: str = DEFAULT_NAMESPACE
     metrics_service: str = DEFAULT_SERVICE

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api import http
+from api import cors as function_cors
 from local_api.cfn_template import Stack, load_template
 
 LIST = "https://app.example.com,https://admin.example.com:8443"
@@ -39,10 +39,10 @@ def test_the_http_apis_cors_says_what_the_function_says() -> None:
     """API Gateway ignores the function's CORS headers and sends these instead: they must be the same, so
     that a response reads the same through API Gateway, the local API or ``sam local``."""
     cors = api_cors(Stack(load_template(), {"Environment": "dev"}))
-    assert cors["AllowMethods"] == header_list(http.CORS_ALLOW_METHODS)
-    assert cors["AllowHeaders"] == header_list(http.CORS_ALLOW_HEADERS)
-    assert cors["ExposeHeaders"] == header_list(http.CORS_EXPOSE_HEADERS)
-    assert cors["MaxAge"] == int(http.CORS_MAX_AGE_SECONDS)
+    assert cors["AllowMethods"] == header_list(function_cors.CORS_ALLOW_METHODS)
+    assert cors["AllowHeaders"] == header_list(function_cors.CORS_ALLOW_HEADERS)
+    assert cors["ExposeHeaders"] == header_list(function_cors.CORS_EXPOSE_HEADERS)
+    assert cors["MaxAge"] == int(function_cors.CORS_MAX_AGE_SECONDS)
 
 
 def test_the_function_gets_the_same_origins_through_parameter_store(origins_stack: Stack) -> None:

@@ -19,9 +19,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from services.runtime_config import RuntimeConfig, parse_parameters
 from tests.infrastructure import rehearsal
 from tests.infrastructure.rehearsal import ACCOUNT, REGION, MotoStack
-from utils.config import RuntimeConfig, parse_parameters
 
 #: Every resource the translated template has, by logical id (a new resource must be added here, on
 #: purpose, with the assertions it needs), in all parameter sets; JWT_ONLY and PROD_ONLY where they differ.

@@ -10,7 +10,7 @@ import pytest
 from samcli.cli.types import CfnParameterOverridesType
 
 from local_api.cfn_template import Stack, load_template
-from utils.config import RuntimeConfig, parse_parameters
+from services.runtime_config import RuntimeConfig, parse_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "prod")

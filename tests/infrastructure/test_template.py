@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from local_api.cfn_template import LOCAL_ACCOUNT_ID, Stack, load_template
-from utils.config import PARAMETERS, RuntimeConfig, parse_parameters
+from services.runtime_config import PARAMETERS, RuntimeConfig, parse_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "prod")
@@ -550,7 +550,7 @@ def test_runtime_parameters_live_under_the_environments_path(env_stack: Stack) -
     names = set(ssm_parameters(env_stack))
 
     assert names == {path + name for name in RUNTIME_PARAMETERS}
-    assert set(RUNTIME_PARAMETERS) == set(PARAMETERS), "template and src/utils/config.py disagree"
+    assert set(RUNTIME_PARAMETERS) == set(PARAMETERS), "template and src/services/runtime_config.py disagree"
 
 
 def test_runtime_parameter_defaults_parse_without_problems(env_stack: Stack) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 import boto3
 import pytest
 
-from api.rest_api import get_dependencies
+from api.dependencies import get as get_dependencies
 from local_api.cfn_template import Stack
+from models.errors import IllegalTransition
 from models.job import JobStatus
 from tests import samples
 from tests.conftest import create_body, invoke
 from tests.integration.test_jobs_api import JOBS, assert_error, create
-from utils.errors import IllegalTransition
 
 
 def new_job() -> str:

@@ -136,7 +136,7 @@ def test_pages_never_repeat_or_skip_while_jobs_are_created(aws: Stack) -> None:
 
 
 def test_list_filters_by_status_and_dates(aws: Stack) -> None:
-    from api.rest_api import get_dependencies
+    from api.dependencies import get as get_dependencies
 
     a, b = create().data, create().data
     get_dependencies().job_service().cancel_job(b["job_id"])
@@ -229,18 +229,18 @@ def test_a_4xx_outcome_is_kept_and_a_5xx_is_not(aws: Stack, monkeypatch: pytest.
     assert first.status == again.status == 400
     assert again.headers["Idempotent-Replayed"] == "true"
 
-    from services.job_service import JobService
+    from services.job_creation import JobCreation
     from utils.errors import ServiceUnavailable
 
-    original = JobService.create_job
+    original = JobCreation.create_job
 
     def down(*_: Any, **__: Any) -> Any:
         raise ServiceUnavailable()
 
     body = create_body(samples.png(extra=b"5xx"))
-    monkeypatch.setattr(JobService, "create_job", down)
+    monkeypatch.setattr(JobCreation, "create_job", down)
     assert invoke("POST", "/api/v1/jobs", json_body=body, headers={"Idempotency-Key": "k5"}).status == 503
-    monkeypatch.setattr(JobService, "create_job", original)
+    monkeypatch.setattr(JobCreation, "create_job", original)
     retried = invoke("POST", "/api/v1/jobs", json_body=body, headers={"Idempotency-Key": "k5"})
     assert retried.status == 201
     assert "Idempotent-Replayed" not in retried.headers

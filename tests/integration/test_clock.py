@@ -19,11 +19,11 @@ import boto3
 import pytest
 import requests
 
-from api.rest_api import get_dependencies
+from api.dependencies import get as get_dependencies
 from local_api.cfn_template import Stack
 from local_api.provision import provision_api_keys
 from models.job import JOB_TTL_SECONDS
-from storage.preview_cache import PREVIEW_TTL_SECONDS
+from services.previews import PREVIEW_TTL_SECONDS
 from tests import samples
 from tests.conftest import API_KEY, OTHER_API_KEY, TEST_KEYS, invoke
 from tests.integration.test_jobs_api import JOBS, assert_error, create

@@ -36,7 +36,7 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
-from api import rest_api
+from api import dependencies, rest_api
 from local_api import moto_atomic
 from local_api.cfn_template import Stack
 from local_api.provision import provision, provision_api_keys
@@ -46,7 +46,7 @@ from services.job_service import COMPLETION_LOCK_SECONDS, JobService
 from tests import samples
 from tests.conftest import _FAKE_AWS, API_KEY, TEST_KEYS, Reply, create_body, invoke, to_reply
 from tests.faults import FAULT_KINDS, CallLog, FaultKind, StepFault
-from tests.integration.test_faults import FakeClock
+from tests.integration.conftest import FakeClock
 from tests.integration.test_jobs_api import assert_error
 from tests.integration.test_uploads import uploaded
 from utils import aws as aws_clients
@@ -109,7 +109,7 @@ def account(stack: Stack, boto_session: Any) -> Iterator[Account]:
 
 def cold_container() -> None:
     """Forget what a container keeps between invocations: settings, configuration, secrets."""
-    rest_api.reset_dependencies()
+    dependencies.reset()
     secrets._store = None
 
 
@@ -354,7 +354,7 @@ class CreateRaw(CreateJson):
     steps = CreateJson.steps[2:]
 
     def prepare(self) -> dict[str, Any]:
-        warm = rest_api.get_dependencies()
+        warm = dependencies.get()
         warm.config()
         warm.api_keys_secret()
         return {"content": unique_png()}
@@ -443,7 +443,7 @@ class Complete(Path):
     def prepare(self) -> dict[str, Any]:
         reply = invoke("POST", "/api/v1/jobs", json_body=create_body(unique_png()))
         assert reply.status == 201, reply.body
-        service = rest_api.get_dependencies().job_service()
+        service = dependencies.get().job_service()
         service.start_processing(reply.data["job_id"])
         return {"job_id": reply.data["job_id"], "service": service}
 
@@ -482,8 +482,14 @@ def retry_after_recovery(account: Account, path: Path, given: dict[str, Any]) ->
     """The same request again, AWS healthy (a completion after its lock would have lapsed)."""
     healthy(account)
     if isinstance(path, Complete):
-        stores = rest_api.get_dependencies().stores
-        later = JobService(stores, given["service"].config, clock=lambda: time.time() + COMPLETION_LOCK_SECONDS + 1)
+        stores, previews = dependencies.get().stores, dependencies.get().previews
+        later = JobService(
+            stores.jobs_table,
+            stores.cache,
+            previews,
+            given["service"].config,
+            clock=lambda: time.time() + COMPLETION_LOCK_SECONDS + 1,
+        )
         return path.run({**given, "service": later}, SimulatedContext(FakeClock(), TIMEOUT_SECONDS))
     return path.run(given, SimulatedContext(FakeClock(), TIMEOUT_SECONDS))
 

@@ -11,7 +11,7 @@ import pytest
 
 from local_api.cfn_template import Stack
 from local_api.provision import provision_api_keys
-from storage.upload_claims import CLAIM_LAPSE_SECONDS
+from services.upload_service import CLAIM_LAPSE_SECONDS
 from tests import samples
 from tests.conftest import API_KEY, OTHER_API_KEY, TEST_KEYS, Reply, create_body, invoke, invoke_event
 from tests.faults import (
@@ -25,36 +25,13 @@ from tests.faults import (
     server_error,
     throttled,
 )
+from tests.integration.conftest import FakeClock
 from tests.integration.test_jobs_api import assert_error, create, stored_jobs, stored_keys
 from utils import aws as aws_clients
 from utils import clock as utils_clock
-from utils import retry
 from utils.cache import STALE_RETRY_SECONDS
 from utils.config import CONFIG_TTL_SECONDS
 from utils.secrets import SECRET_TTL_SECONDS
-
-
-class FakeClock:
-    """Monotonic time that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(retry, "sleeper", fake.sleep)
-    monkeypatch.setattr(retry, "now", fake)
-    return fake
 
 
 def inject(service: str, **kwargs: Any) -> FaultyClient:
@@ -203,10 +180,10 @@ def test_an_unexpected_exception_is_500_without_details(aws: Stack, monkeypatch:
 
 
 def test_missing_settings_are_500_and_name_nothing(aws: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from api import rest_api
+    from api import dependencies
 
     monkeypatch.delenv("JOBS_TABLE")
-    rest_api.reset_dependencies()
+    dependencies.reset()
 
     reply = invoke("GET", "/api/v1/jobs/job_20261121T231500_9f2c4e7a1b3d5f60")
 
@@ -233,7 +210,7 @@ def assert_unavailable(reply: Reply) -> None:
 def test_parameter_store_outage_serves_cached_config_then_503_when_nothing_is_cached(
     aws: Stack, cache_clock: FakeClock
 ) -> None:
-    from api import rest_api
+    from api import dependencies
 
     assert create(samples.png()).status == 201  # config loaded and cached
     ssm = inject("ssm", always={"get_parameters_by_path": server_error})
@@ -251,7 +228,7 @@ def test_parameter_store_outage_serves_cached_config_then_503_when_nothing_is_ca
     assert create(samples.png(extra=b"4")).status == 201
     assert ssm.calls["get_parameters_by_path"] == 4, "then it tries again"
 
-    rest_api.reset_dependencies()  # a new container: nothing cached
+    dependencies.reset()  # a new container: nothing cached
     inject("ssm", always={"get_parameters_by_path": server_error})
     assert_unavailable(create(samples.png(extra=b"5")))
 

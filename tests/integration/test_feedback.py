@@ -14,7 +14,8 @@ import pytest
 from local_api.cfn_template import Stack
 from tests.conftest import Reply, invoke
 from tests.faults import FaultyClient, connection_error, server_error
-from tests.integration.test_faults import FakeClock, inject
+from tests.integration.conftest import FakeClock
+from tests.integration.test_faults import inject
 from tests.integration.test_jobs_api import JOBS, assert_error
 from tests.integration.test_lifecycle import (
     CACHE,
@@ -26,21 +27,11 @@ from tests.integration.test_lifecycle import (
     service,
 )
 from utils import aws as aws_clients
-from utils import retry
 
 FEEDBACK_ID = re.compile(r"fb_[0-9]{8}T[0-9]{6}_[0-9a-f]{16}")
 UNKNOWN_JOB = "job_20261121T231500_0000000000000000"
 CORRECTIONS = {"rooms": [{"id": "room_1", "label": "pantry", "bounding_box": [0.5, 1.5, 20.25, 30]}], "missing": 1}
 LIMIT = 64 * 1024
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Retries run without waiting (the same fake as tests/integration/test_faults.py)."""
-    fake = FakeClock()
-    monkeypatch.setattr(retry, "sleeper", fake.sleep)
-    monkeypatch.setattr(retry, "now", fake)
-    return fake
 
 
 def feedback(job_id: str, body: Any = None, *, raw: bytes | None = None, content_type: str | None = None) -> Reply:

@@ -251,7 +251,7 @@ def _finished_upload(key: str, owner: str) -> str:
 
 @pytest.fixture
 def world(aws: Stack) -> World:
-    from api.rest_api import get_dependencies
+    from api.dependencies import get as get_dependencies
 
     pending, completed, cancelled, foreign = _create(), _create(), _create(), _create(OTHER_API_KEY)
     _create(OTHER_API_KEY)

@@ -16,19 +16,20 @@ import pytest
 import requests
 from boto3.dynamodb.types import TypeDeserializer
 
-from api.rest_api import get_dependencies
+from api.dependencies import get as get_dependencies
 from local_api.cfn_template import Stack
+from models.errors import Conflict, IllegalTransition, JobNotFound
 from models.job import JobStatus
 from services.job_service import JobService
 from tests import samples
 from tests.conftest import Reply, invoke
 from tests.faults import FaultyClient, server_error, throttled
-from tests.integration.test_faults import FakeClock, inject
+from tests.integration.conftest import FakeClock
+from tests.integration.test_faults import inject
 from tests.integration.test_jobs_api import JOBS, assert_error, create
 from tests.integration.test_uploads import finalise, uploaded
 from utils import aws as aws_clients
-from utils import retry
-from utils.errors import Conflict, IllegalTransition, JobNotFound, ServiceUnavailable
+from utils.errors import ServiceUnavailable
 
 CACHE = "location-detection-dev-cache-123456789012-us-east-1"
 PREVIEWS = "location-detection-dev-preview_cache"
@@ -44,15 +45,6 @@ ROOMS: list[dict[str, Any]] = [
 ]
 RESULT: dict[str, Any] = {"rooms": ROOMS, "model_version": "m-1", "extra": 1}
 _deserializer = TypeDeserializer()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Retries run without waiting (the same fake as tests/integration/test_faults.py)."""
-    fake = FakeClock()
-    monkeypatch.setattr(retry, "sleeper", fake.sleep)
-    monkeypatch.setattr(retry, "now", fake)
-    return fake
 
 
 # ------------------------------------------------------------------------------------------ helpers

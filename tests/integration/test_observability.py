@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from api import rest_api
-from api.rest_api import get_dependencies
+from api import dependencies
+from api.dependencies import get as get_dependencies
 from local_api.cfn_template import Stack
 from services.job_service import JobService
 from tests import samples
@@ -218,7 +218,7 @@ def test_cold_start_only_on_the_first_invocation(aws: Stack, capsys: pytest.Capt
     assert datapoints(second.documents, "ColdStart") == []
     assert second.summary()["cold_start"] is False
 
-    rest_api.reset_dependencies()  # a new container
+    dependencies.reset()  # a new container
     invoke("GET", "/health")
     assert datapoints(read(capsys).documents, "ColdStart") == [1]
 
@@ -270,7 +270,7 @@ def test_complete_and_fail_outside_a_request_write_at_once(warm: Stack, capsys: 
 
 
 def test_a_refused_transition_counts_nothing(warm: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    from utils.errors import IllegalTransition
+    from models.errors import IllegalTransition
 
     job_id = create(unique_png()).data["job_id"]
     service().start_processing(job_id)

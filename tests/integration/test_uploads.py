@@ -17,29 +17,20 @@ import pytest
 import requests
 
 from local_api.cfn_template import Stack
-from services.job_service import JobService
+from services.job_creation import JobCreation
 from tests import samples
 from tests.conftest import Reply, create_body, invoke
 from tests.faults import FaultyClient, client_error, server_error, throttled
-from tests.integration.test_faults import FakeClock, inject
+from tests.integration.conftest import FakeClock
+from tests.integration.test_faults import inject
 from tests.integration.test_jobs_api import BLUEPRINTS, assert_error, stored_jobs
 from utils import aws as aws_clients
-from utils import retry
 
 UPLOADS = "/api/v1/uploads"
 MAX_BYTES = 50 * 1024 * 1024
 UPLOAD_ID = re.compile(r"upl_[0-9]{8}T[0-9]{6}_[0-9a-f]{32}")
 UNKNOWN_UPLOAD_ID = "upl_20261121T231500_" + "0123456789abcdef" * 2
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "pdf": "application/pdf"}
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Retries run without waiting (the same fake as tests/integration/test_faults.py)."""
-    fake = FakeClock()
-    monkeypatch.setattr(retry, "sleeper", fake.sleep)
-    monkeypatch.setattr(retry, "now", fake)
-    return fake
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -525,7 +516,7 @@ def test_a_job_id_collision_while_finalising_never_touches_the_other_job(
     other_content = samples.png(extra=b"the other job")
     other = invoke("POST", "/api/v1/jobs", json_body=create_body(other_content, "png", "plan.png")).data
     upload = uploaded("png", samples.png(extra=b"the upload"), "plan.png")
-    monkeypatch.setattr(JobService, "new_job_id", lambda self: other["job_id"])
+    monkeypatch.setattr(JobCreation, "new_job_id", lambda self: other["job_id"])
 
     reply = finalise(upload["upload_id"])
 

@@ -1,7 +1,9 @@
-"""utils.cache, utils.config and utils.secrets with injected fetch functions and a fake clock."""
+"""utils.cache, utils.config (with services.runtime_config, its schema) and utils.secrets with injected
+fetch functions and a fake clock."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -9,15 +11,9 @@ from typing import Any
 
 import pytest
 
+from services.runtime_config import MAX_UPLOAD_BYTES, SUPPORTED_FORMATS, RuntimeConfig, parse_parameters
 from utils.cache import TtlCache
-from utils.config import (
-    CONFIG_TTL_SECONDS,
-    MAX_UPLOAD_BYTES,
-    SUPPORTED_FORMATS,
-    ConfigStore,
-    RuntimeConfig,
-    parse_parameters,
-)
+from utils.config import CONFIG_TTL_SECONDS, ConfigStore
 from utils.errors import ConfigurationError, ServiceUnavailable
 from utils.logging import JsonFormatter, get_logger
 from utils.secrets import SECRET_TTL_SECONDS, SecretNotJson, SecretsStore
@@ -161,6 +157,8 @@ def test_invalidate_forces_a_reload() -> None:
 # --- parse_parameters -------------------------------------------------------------------------------
 
 DEFAULTS = RuntimeConfig(cors_allowed_origins=("https://app.example.com",))
+#: The runtime configuration's schema with these defaults, as ``services.runtime_config.config_store`` builds it.
+SCHEMA = functools.partial(parse_parameters, defaults=DEFAULTS)
 
 
 def test_defaults_when_no_parameter_is_set() -> None:
@@ -276,7 +274,7 @@ class FakeParameterStore:
 def test_config_store_caches_within_the_ttl() -> None:
     clock = FakeClock()
     ssm = FakeParameterStore({"default-page-size": "50"})
-    store = ConfigStore("/location-detection/dev", DEFAULTS, fetch=ssm.fetch, clock=clock)
+    store = ConfigStore("/location-detection/dev", SCHEMA, fetch=ssm.fetch, clock=clock)
     assert store.get().default_page_size == 50
     clock.advance(CONFIG_TTL_SECONDS - 1)
     ssm.values["default-page-size"] = "10"
@@ -287,7 +285,7 @@ def test_config_store_caches_within_the_ttl() -> None:
 def test_config_store_reloads_after_the_ttl() -> None:
     clock = FakeClock()
     ssm = FakeParameterStore({"default-page-size": "50"})
-    store = ConfigStore("/location-detection/dev/", DEFAULTS, fetch=ssm.fetch, ttl_seconds=60, clock=clock)
+    store = ConfigStore("/location-detection/dev/", SCHEMA, fetch=ssm.fetch, ttl_seconds=60, clock=clock)
     assert store.get().default_page_size == 50
     ssm.values["default-page-size"] = "10"
     clock.advance(60)
@@ -298,7 +296,7 @@ def test_config_store_reloads_after_the_ttl() -> None:
 def test_config_store_invalidate() -> None:
     clock = FakeClock()
     ssm = FakeParameterStore({})
-    store = ConfigStore("/p/", DEFAULTS, fetch=ssm.fetch, clock=clock)
+    store = ConfigStore("/p/", SCHEMA, fetch=ssm.fetch, clock=clock)
     store.get()
     store.invalidate()
     store.get()
@@ -316,7 +314,7 @@ def test_config_store_serves_the_old_config_while_ssm_is_down() -> None:
             raise ServiceUnavailable()
         return {"default-page-size": "42"}
 
-    store = ConfigStore("/p/", DEFAULTS, fetch=fetch, clock=clock)
+    store = ConfigStore("/p/", SCHEMA, fetch=fetch, clock=clock)
     assert store.get().default_page_size == 42
     clock.advance(CONFIG_TTL_SECONDS + 1)
     assert store.get().default_page_size == 42
@@ -331,7 +329,7 @@ def test_config_store_logs_invalid_values_at_error(caplog: pytest.LogCaptureFixt
     project.setLevel(logging.INFO)
     try:
         ssm = FakeParameterStore({"max-upload-bytes": "lots", "default-page-size": "30"})
-        store = ConfigStore("/location-detection/prod/", DEFAULTS, fetch=ssm.fetch, clock=FakeClock())
+        store = ConfigStore("/location-detection/prod/", SCHEMA, fetch=ssm.fetch, clock=FakeClock())
         config = store.get()
     finally:
         project.removeHandler(caplog.handler)
@@ -465,14 +463,12 @@ def test_unavailable_secret_with_nothing_cached_is_a_503() -> None:
 
 @pytest.fixture
 def stub_clients() -> Iterator[Callable[[str, object], None]]:
-    from utils import aws, config, secrets
+    from utils import aws, secrets
 
     aws.reset_clients()
-    config.reset()
     secrets._store = None
     yield aws.set_client
     aws.reset_clients()
-    config.reset()
     secrets._store = None
 
 
@@ -504,28 +500,23 @@ def test_fetch_parameters_follows_pages_and_strips_the_path(stub_clients: Callab
     ]
 
 
-def test_get_config_builds_one_store_per_container(stub_clients: Callable[[str, object], None]) -> None:
-    from utils.config import get_config
-    from utils.settings import Settings
+def test_the_container_builds_one_config_store(stub_clients: Callable[[str, object], None]) -> None:
+    from api.dependencies import Dependencies
+    from tests.factories import make_settings
+    from utils import metrics
 
-    settings = Settings(
-        environment="dev",
-        jobs_table="t",
-        preview_cache_table="p",
-        blueprints_bucket="b",
-        cache_bucket="c",
-        config_path="/location-detection/dev/",
-        api_keys_secret_name="s",
-        region="us-east-1",
-        cors_allowed_origins=("https://app.example.com",),
-    )
+    settings = make_settings(cors_allowed_origins=("https://app.example.com",))
     ssm = StubSsm([{"Parameters": [{"Name": "/location-detection/dev/default-page-size", "Value": "7"}]}])
     stub_clients("ssm", ssm)
-    first = get_config(settings)
-    assert first.default_page_size == 7
-    assert first.cors_allowed_origins == ("https://app.example.com",)  # absent parameter: the setting
-    assert get_config(settings) is first
-    assert len(ssm.calls) == 1
+    container = Dependencies(settings)
+    try:
+        first = container.config()
+        assert first.default_page_size == 7
+        assert first.cors_allowed_origins == ("https://app.example.com",)  # absent parameter: the setting
+        assert container.config() is first
+        assert len(ssm.calls) == 1
+    finally:
+        metrics.reset()
 
 
 class StubSecretsManager:

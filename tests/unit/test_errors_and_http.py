@@ -1,4 +1,5 @@
-"""utils.errors and api.http: the contract's error table, the envelope, CORS and tolerant event parsing."""
+"""models.errors, utils.errors, api.errors and api.http: the contract's error table, the envelope, CORS and
+tolerant event parsing."""
 
 from __future__ import annotations
 
@@ -9,23 +10,32 @@ from typing import Any
 
 import pytest
 
+from api import errors as error_map
 from api import http
-from api.http import Request, cors_headers, failure, new_request_id, no_content, success
+from api.cors import cors_headers
+from api.errors import failure
+from api.http import Request, new_request_id, no_content, success
+from models import errors as domain_errors
+from models.errors import (
+    Conflict,
+    DomainError,
+    FileTooLarge,
+    IllegalTransition,
+    InvalidFileFormat,
+    InvalidJobId,
+    JobAlreadyCompleted,
+    JobNotCompleted,
+    JobNotFound,
+    UploadNotFound,
+)
 from utils import errors
 from utils.errors import (
-    ApiError,
-    Conflict,
-    FileTooLarge,
+    AppError,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     InternalError,
     InvalidCursor,
-    InvalidFileFormat,
-    InvalidJobId,
     InvalidRequest,
-    JobAlreadyCompleted,
-    JobNotCompleted,
-    JobNotFound,
     MethodNotAllowed,
     PayloadTooLarge,
     RateLimited,
@@ -33,13 +43,13 @@ from utils.errors import (
     ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
-    UploadNotFound,
 )
 
 REQUEST_ID = re.compile(r"^req_\d{8}T\d{6}_[a-z0-9]{6,}$", re.ASCII)
+ContractError = AppError | DomainError
 
 # The error table of API_CONTRACT.md, copied here so the test fails if either side drifts.
-CONTRACT_ERRORS: list[tuple[type[ApiError], str, int]] = [
+CONTRACT_ERRORS: list[tuple[type[ContractError], str, int]] = [
     (InvalidRequest, "INVALID_REQUEST", 400),
     (InvalidFileFormat, "INVALID_FILE_FORMAT", 400),
     (InvalidJobId, "INVALID_JOB_ID", 400),
@@ -63,7 +73,7 @@ CONTRACT_ERRORS: list[tuple[type[ApiError], str, int]] = [
 ]
 
 
-def build(cls: type[ApiError]) -> ApiError:
+def build(cls: type[ContractError]) -> ContractError:
     if cls is MethodNotAllowed:
         return MethodNotAllowed(["GET", "DELETE"])
     if cls is FileTooLarge:
@@ -71,24 +81,29 @@ def build(cls: type[ApiError]) -> ApiError:
     return cls()
 
 
+def _classes(module: Any, base: type[Exception]) -> set[type[Exception]]:
+    return {obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, base)}
+
+
 # --- errors -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("cls", "code", "status"), CONTRACT_ERRORS, ids=[c for _, c, _ in CONTRACT_ERRORS])
-def test_error_code_and_status(cls: type[ApiError], code: str, status: int) -> None:
+def test_error_code_and_status(cls: type[ContractError], code: str, status: int) -> None:
     error = build(cls)
-    assert isinstance(error, ApiError)
+    assert error_map.contract_error(error) is error
     assert error.code == code
-    assert error.http_status == status
+    assert error_map.status_of(error) == status
     assert error.message
     assert str(error) == error.message
 
 
-def test_every_api_error_class_is_in_the_contract_table() -> None:
-    classes = {obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, ApiError)}
-    classes.discard(ApiError)
+def test_every_error_class_is_in_the_contract_table() -> None:
+    classes = _classes(errors, AppError) | _classes(domain_errors, DomainError)
+    classes -= {AppError, DomainError, errors._RetryLater, IllegalTransition}
     assert classes == {cls for cls, _, _ in CONTRACT_ERRORS}
     assert len({code for _, code, _ in CONTRACT_ERRORS}) == len(CONTRACT_ERRORS)
+    assert {code: status for _, code, status in CONTRACT_ERRORS} == error_map.STATUS_BY_CODE
 
 
 def test_message_details_and_headers_are_per_instance() -> None:
@@ -98,35 +113,48 @@ def test_message_details_and_headers_are_per_instance() -> None:
     assert first.details == {"field": "x"}
     assert second.message == InvalidRequest.default_message
     assert second.details == {}
-    assert second.headers == {}
+    assert error_map.headers_of(second) == {}
     second.details["mutated"] = True
     assert InvalidRequest().details == {}
 
 
 def test_unauthorized_has_www_authenticate() -> None:
-    error = Unauthorized()
-    assert error.headers["WWW-Authenticate"].startswith("ApiKey")
-    assert "X-API-Key" in error.headers["WWW-Authenticate"]
-    assert Unauthorized("custom", headers={"WWW-Authenticate": "Other"}).headers["WWW-Authenticate"] == "Other"
-    assert Unauthorized().headers is not error.headers
+    headers = error_map.headers_of(Unauthorized())
+    assert headers["WWW-Authenticate"].startswith("ApiKey")
+    assert "X-API-Key" in headers["WWW-Authenticate"]
+    assert error_map.headers_of(Unauthorized("custom")) == headers
 
 
 def test_method_not_allowed_has_allow() -> None:
     error = MethodNotAllowed(["GET", "DELETE", "OPTIONS"])
-    assert error.headers == {"Allow": "GET, DELETE, OPTIONS"}
+    assert error_map.headers_of(error) == {"Allow": "GET, DELETE, OPTIONS"}
     assert error.details == {"allowed_methods": ["GET", "DELETE", "OPTIONS"]}
 
 
-@pytest.mark.parametrize("cls", [ServiceUnavailable, RateLimited])
-def test_retry_after(cls: type[ServiceUnavailable] | type[RateLimited]) -> None:
-    assert cls().headers == {"Retry-After": "1"}
-    assert cls(retry_after=7).headers == {"Retry-After": "7"}
-    assert cls(retry_after=0).headers == {"Retry-After": "1"}
-    assert cls(retry_after=-3).headers == {"Retry-After": "1"}
+@pytest.mark.parametrize("cls", [ServiceUnavailable, RateLimited, IdempotencyInProgress])
+def test_retry_after(cls: type[ServiceUnavailable] | type[RateLimited] | type[IdempotencyInProgress]) -> None:
+    assert error_map.headers_of(cls()) == {"Retry-After": "1"}
+    assert error_map.headers_of(cls(retry_after=7)) == {"Retry-After": "7"}
+    assert error_map.headers_of(cls(retry_after=0)) == {"Retry-After": "1"}
+    assert error_map.headers_of(cls(retry_after=-3)) == {"Retry-After": "1"}
 
 
 def test_file_too_large_details() -> None:
     assert FileTooLarge(1234).details == {"max_bytes": 1234}
+
+
+def test_domain_errors_know_nothing_of_http() -> None:
+    for cls in _classes(domain_errors, DomainError):
+        assert not hasattr(cls, "http_status"), cls
+        assert not hasattr(cls, "headers"), cls
+
+
+def test_an_unknown_exception_is_an_internal_error_without_details() -> None:
+    result = failure(KeyError("secret internals"), "req_4", "req_4")
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 500
+    assert body["error"] == {"code": "INTERNAL_ERROR", "message": InternalError.default_message}
+    assert "secret internals" not in result["body"]
 
 
 # --- request ids ------------------------------------------------------------------------------------
@@ -410,7 +438,7 @@ def test_json_body_errors_are_invalid_request(body: str | bytes) -> None:
     request = json_request(body)
     with pytest.raises(InvalidRequest) as caught:
         request.json_body()
-    assert caught.value.http_status == 400
+    assert error_map.status_of(caught.value) == 400
 
 
 def test_json_body_reasons_are_specific() -> None:
@@ -477,9 +505,9 @@ def test_api_version_constant() -> None:
     assert http.API_VERSION == "v1"
 
 
-def test_illegal_transition_is_a_domain_error_not_an_api_error() -> None:
-    error = errors.IllegalTransition("job_x", "completed", "processing")
-    assert isinstance(error, errors.DomainError)
-    assert not isinstance(error, ApiError)
+def test_illegal_transition_is_a_domain_error_outside_the_http_contract() -> None:
+    error = IllegalTransition("job_x", "completed", "processing")
+    assert isinstance(error, DomainError)
+    assert error_map.contract_error(error) is None  # a client never causes one: 500 if it reached the router
     assert (error.job_id, error.current, error.target) == ("job_x", "completed", "processing")
     assert str(error) == "job job_x cannot move from completed to processing"

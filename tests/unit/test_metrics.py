@@ -13,21 +13,14 @@ from typing import Any
 import pytest
 
 from tests.emf import assert_valid_emf, datapoints, dimensions_of, emf_documents, json_lines, metric_names, unit_of
+from tests.factories import lambda_environ
 from utils import logging as log
 from utils import metrics
 from utils.errors import ConfigurationError
 from utils.metrics import MetricsConfig, Series, Unit
 from utils.settings import Settings
 
-ENVIRON = {
-    "ENVIRONMENT": "prod",
-    "JOBS_TABLE": "t",
-    "PREVIEW_CACHE_TABLE": "p",
-    "BLUEPRINTS_BUCKET": "b",
-    "CACHE_BUCKET": "c",
-    "CONFIG_PATH": "/x/",
-    "API_KEYS_SECRET_NAME": "s",
-}
+ENVIRON = lambda_environ(ENVIRONMENT="prod")
 
 
 @pytest.fixture(autouse=True)

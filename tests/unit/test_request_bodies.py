@@ -16,9 +16,10 @@ from api.requests import (
     parse_upload_request,
 )
 from local_api.server import build_event
-from services.job_service import BlueprintFile
+from models.errors import FileTooLarge
+from services.job_creation import BlueprintFile
 from tests import samples
-from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
+from utils.errors import InvalidRequest, UnsupportedMediaType
 
 MAX = 50 * 1024 * 1024
 UPLOAD_ID = "upl_20261121T231500_" + "ab" * 16

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from api.errors import status_of
 from api.http import Request
 from api.requests import decode_file, is_json, parse_create_job
 from local_api.server import build_event
-from services.job_service import BlueprintFile
+from models.errors import FileTooLarge
+from services.job_creation import BlueprintFile
 from tests import samples
-from utils.errors import FileTooLarge, InvalidRequest, UnsupportedMediaType
+from utils.errors import InvalidRequest, UnsupportedMediaType
 
 MAX_BYTES = 50 * 1024 * 1024
 PNG = samples.png(extra=b"requests")
@@ -40,7 +42,7 @@ def parse(body: Any, content_type: str | None = "application/json", max_bytes: i
 def invalid(body: Any, content_type: str | None = "application/json", max_bytes: int = MAX_BYTES) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as caught:
         parse(body, content_type, max_bytes)
-    assert caught.value.http_status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.code == "INVALID_REQUEST"
     return caught.value
 
@@ -250,7 +252,7 @@ def test_malformed_bodies_are_invalid(raw: bytes) -> None:
 def test_non_json_content_type_is_unsupported(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType) as caught:
         parse(blueprint(file=PNG_B64), content_type)
-    assert caught.value.http_status == 415
+    assert status_of(caught.value) == 415
     assert caught.value.details["received_content_type"] == content_type
     assert caught.value.details["supported_content_types"] == [
         "application/json",
@@ -320,7 +322,7 @@ def test_file_over_the_limit_is_refused_before_decoding() -> None:
     # Not even valid base64: refusing it with FILE_TOO_LARGE proves the length is checked first.
     with pytest.raises(FileTooLarge) as caught:
         parse(blueprint(file="!" * 4000), max_bytes=1000)
-    assert caught.value.http_status == 413
+    assert status_of(caught.value) == 413
     assert caught.value.details == {"max_bytes": 1000}
 
 

@@ -15,6 +15,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from api.errors import headers_of, status_of
 from utils import retry
 from utils.errors import ServiceUnavailable
 from utils.retry import RetryPolicy, is_retryable
@@ -192,10 +193,10 @@ def test_gives_up_after_max_retries_with_service_unavailable_chained_to_the_last
     assert fn.calls == 5  # one attempt plus four retries
     assert time.sleeps == [1.0, 2.0, 4.0, 8.0]
     error = caught.value
-    assert error.http_status == 503
+    assert status_of(error) == 503
     assert error.code == "SERVICE_UNAVAILABLE"
-    assert error.headers["Retry-After"] == "4"
-    assert int(error.headers["Retry-After"]) >= 1
+    assert headers_of(error)["Retry-After"] == "4"
+    assert int(headers_of(error)["Retry-After"]) >= 1
     assert isinstance(error.__cause__, ClientError)
     assert error.__cause__.operation_name == "Call4"  # the last error, not the first
     # Nothing of the AWS error leaks into what the client sees.
@@ -210,7 +211,7 @@ def test_custom_policy_max_retries_and_retry_after() -> None:
         retry.call("ssm.get_parameters_by_path", fn, policy=policy, sleep=time.sleep, clock=time.clock, rand=zero)
     assert fn.calls == 2  # type: ignore[attr-defined]
     assert time.sleeps == [0.2]
-    assert caught.value.headers["Retry-After"] == "1"
+    assert headers_of(caught.value)["Retry-After"] == "1"
 
 
 def test_zero_retries_gives_up_at_once() -> None:

@@ -50,7 +50,6 @@ def test_full_mapping() -> None:
         region="eu-west-1",
         log_level="DEBUG",
         cors_allowed_origins=("https://app.example.com", "https://admin.example.com"),
-        api_version="v1",
     )
 
 
@@ -134,7 +133,6 @@ def test_defaults() -> None:
     assert settings.region == "us-east-1"
     assert settings.log_level == "INFO"
     assert settings.cors_allowed_origins == ("*",)
-    assert settings.api_version == "v1"
 
 
 def test_region_falls_back_to_aws_default_region() -> None:
@@ -155,7 +153,7 @@ def test_from_environ_does_not_read_os_environ(monkeypatch: pytest.MonkeyPatch) 
 def test_cors_origin_with_a_trailing_slash_still_matches_the_browser_origin() -> None:
     # Browsers send `Origin: https://app.example.com` (never a trailing slash). The Parameter Store copy of
     # the same template value is normalised (utils.config strips the slash); this fallback must match too.
-    from api.http import cors_headers
+    from api.cors import cors_headers
 
     settings = Settings.from_environ(full_environ(CORS_ALLOWED_ORIGINS="https://app.example.com/"))
     headers = cors_headers("https://app.example.com", settings.cors_allowed_origins)

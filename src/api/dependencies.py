@@ -1,0 +1,110 @@
+"""The dependency setup: what a request needs, built once per container. The one api module that knows
+the storage layer: it builds the stores and hands each service the ones it uses.
+
+Stores, the runtime configuration's store, authentication, idempotency and health are built with the
+container (clients inside are created lazily, on first use). The services that apply the runtime
+configuration are built per request from one reading of it, so every rule in a request sees the same
+configuration even when it refreshes (``utils.config``: every 60 s) in the middle of one.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from services.auth import Authenticator
+from services.feedback_service import FeedbackService
+from services.health import HealthService
+from services.idempotency import IdempotencyService
+from services.job_creation import JobCreation
+from services.job_listing import JobListing
+from services.job_service import JobService
+from services.previews import PreviewService
+from services.runtime_config import RuntimeConfig, config_store
+from services.upload_service import UploadService
+from storage import Stores
+from utils import logging as log
+from utils import metrics, secrets
+from utils.settings import Settings, get_settings
+
+
+class Dependencies:
+    def __init__(self, settings: Settings, stores: Stores | None = None) -> None:
+        """The container's dependencies for ``settings`` (``stores``: a caller's own, on its own clients)."""
+        metrics.configure(
+            namespace=settings.metrics_namespace, service=settings.metrics_service, environment=settings.environment
+        )
+        self.settings = settings
+        self.stores = stores or Stores(
+            settings.jobs_table, settings.preview_cache_table, settings.blueprints_bucket, settings.cache_bucket
+        )
+        self._config = config_store(settings)
+        self.auth = Authenticator(
+            self.api_keys_secret, cursor_fallback=f"{settings.environment}:{settings.api_keys_secret_name}"
+        )
+        self.idempotency = IdempotencyService(self.stores.idempotency)
+        self.health = HealthService({"dynamodb": self.stores.jobs_table.ping, "s3": self.stores.blueprints.ping})
+        self.previews = PreviewService(self.stores.previews)
+
+    def config(self) -> RuntimeConfig:
+        """The runtime configuration (Parameter Store, cached)."""
+        return self._config.get()
+
+    def api_keys_secret(self) -> dict[str, object]:
+        """The API keys secret (Secrets Manager, cached; looked up each time: tests replace the store)."""
+        return secrets.get_store().get_json(self.settings.api_keys_secret_name)
+
+    # --------------------------------------------------------------- services bound to one configuration
+    def job_service(self, config: RuntimeConfig | None = None) -> JobService:
+        s = self.stores
+        return JobService(s.jobs_table, s.cache, self.previews, config or self.config())
+
+    def job_creation(self, config: RuntimeConfig | None = None) -> JobCreation:
+        s = self.stores
+        return JobCreation(s.jobs_table, s.blueprints, self.previews, config or self.config())
+
+    def upload_service(self, config: RuntimeConfig | None = None) -> UploadService:
+        config = config or self.config()
+        return UploadService(self.job_creation(config), self.stores.uploads, self.stores.claims, config)
+
+    def feedback_service(self, config: RuntimeConfig | None = None) -> FeedbackService:
+        return FeedbackService(self.job_service(config), self.stores.jobs_table, self.stores.cache)
+
+    def job_listing(self, config: RuntimeConfig | None = None) -> JobListing:
+        return JobListing(self.stores.jobs_table, self.job_service(config), self.auth.cursor_key)
+
+
+_dependencies: Dependencies | None = None
+_lock = threading.Lock()
+#: True until the container's first invocation takes it (the ColdStart metric, ``cold_start`` in the log).
+_cold_start = True
+
+
+def get() -> Dependencies:
+    """The container's dependencies, built on first use."""
+    global _dependencies
+    if _dependencies is None:
+        with _lock:
+            if _dependencies is None:
+                settings = get_settings()
+                log.set_level(settings.log_level)
+                _dependencies = Dependencies(settings)
+    return _dependencies
+
+
+def reset() -> None:
+    """Forget the container's state (tests and the local server use this after changing settings); the
+    next invocation is a cold start again."""
+    global _dependencies, _cold_start
+    with _lock:
+        _dependencies = None
+        _cold_start = True
+    get_settings.cache_clear()
+    metrics.reset()
+
+
+def take_cold_start() -> bool:
+    """True for the container's first invocation only (once, even when two requests race for it)."""
+    global _cold_start
+    with _lock:
+        cold, _cold_start = _cold_start, False
+    return cold

@@ -1,0 +1,115 @@
+"""In-memory stores with the contracts of the real ones (``src/storage``), for fast unit tests of services.
+
+Each fake keeps what the real store would write and answers as it would: a versioned write is
+conditional on the status and version read (``StaleJob`` with the record in the way when it loses), a new
+record or object is refused when its key is taken. ``before_write`` hooks let a test put a racing writer
+between a service's read and its write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from models.job import Job, JobStatus
+from storage.blueprint_store import BlueprintKeyTaken
+from storage.jobs_table import JobIdTaken, StaleJob
+
+
+class FakeJobsTable:
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.writes: list[tuple[str, str]] = []
+        #: Called with the job id before each versioned write (a racing writer goes here).
+        self.before_write: Callable[[str], None] | None = None
+        self.fail_put: BaseException | None = None
+
+    def put_new(self, job: Job) -> None:
+        if self.fail_put is not None:
+            raise self.fail_put
+        if job.job_id in self.jobs:
+            raise JobIdTaken(job.job_id)
+        self.jobs[job.job_id] = job
+        self.writes.append(("put", job.job_id))
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def _versioned(self, job: Job, sets: dict[str, Any], condition: Callable[[Job], bool]) -> Job:
+        if self.before_write is not None:
+            self.before_write(job.job_id)
+        current = self.jobs.get(job.job_id)
+        if current is None or current.version != job.version or not condition(current):
+            raise StaleJob(current)
+        known = {k: v for k, v in sets.items() if k in Job.__dataclass_fields__}
+        extra = {**current.extra, **{k: v for k, v in sets.items() if k not in known}}
+        updated = dataclasses.replace(current, **known, version=current.version + 1, extra=extra)
+        self.jobs[job.job_id] = updated
+        return updated
+
+    def transition(self, job: Job, target: JobStatus, updated_at: str, fields: dict[str, Any] | None = None) -> Job:
+        sets = {"status": target, "updated_at": updated_at, **(fields or {})}
+        updated = self._versioned(job, sets, lambda current: current.status is job.status)
+        self.writes.append((target.value, job.job_id))
+        return updated
+
+    def lock_completion(self, job: Job, attempt_id: str, now: int, until: int) -> Job:
+        def free(current: Job) -> bool:
+            held = int(current.extra.get("completing_until", 0))
+            return current.status is JobStatus.PROCESSING and held < now
+
+        updated = self._versioned(job, {"completing_by": attempt_id, "completing_until": until}, free)
+        self.writes.append(("lock", job.job_id))
+        return updated
+
+    def unlock_completion(self, job_id: str, attempt_id: str) -> None:
+        current = self.jobs[job_id]
+        if current.extra.get("completing_by") == attempt_id:
+            extra = {k: v for k, v in current.extra.items() if k not in ("completing_by", "completing_until")}
+            self.jobs[job_id] = dataclasses.replace(current, extra=extra)
+            self.writes.append(("unlock", job_id))
+
+
+class FakeBucket:
+    """The blueprints bucket (``put_new``) and the cache bucket (``put_json``, ``presign_get``) in one."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, Any] = {}
+        self.deleted: list[str] = []
+        self.taken_once: set[str] = set()
+        self.fail_put_json: BaseException | None = None
+        #: Called with the key before each JSON write (a racing writer goes here).
+        self.before_put_json: Callable[[str], None] | None = None
+
+    def put_new(self, key: str, body: bytes, content_type: str, sha256_digest: bytes) -> None:
+        if key in self.objects or key in self.taken_once:
+            self.taken_once.discard(key)
+            raise BlueprintKeyTaken(key)
+        self.objects[key] = body
+
+    def put_json(self, key: str, document: Any) -> None:
+        if self.before_put_json is not None:
+            self.before_put_json(key)
+        if self.fail_put_json is not None:
+            raise self.fail_put_json
+        self.objects[key] = document
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+        self.deleted.append(key)
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return f"https://cache.example.test/{key}?expires={expires_in}"
+
+
+class FakePreviewCache:
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def get(self, blueprint_hash: str, now_epoch: float) -> dict[str, Any] | None:
+        entry = self.entries.get(blueprint_hash)
+        return entry if entry is not None and entry["expires_at"] > now_epoch else None
+
+    def put(self, entry: dict[str, Any]) -> None:
+        self.entries[entry["blueprint_hash"]] = entry
