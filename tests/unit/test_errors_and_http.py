@@ -31,6 +31,7 @@ from models.errors import (
 from utils import errors
 from utils.errors import (
     AppError,
+    HeadersTooLarge,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     InternalError,
@@ -65,6 +66,7 @@ CONTRACT_ERRORS: list[tuple[type[ContractError], str, int]] = [
     (IdempotencyInProgress, "IDEMPOTENCY_IN_PROGRESS", 409),
     (FileTooLarge, "FILE_TOO_LARGE", 413),
     (PayloadTooLarge, "PAYLOAD_TOO_LARGE", 413),
+    (HeadersTooLarge, "HEADERS_TOO_LARGE", 431),
     (UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415),
     (IdempotencyKeyReused, "IDEMPOTENCY_KEY_REUSED", 422),
     (RateLimited, "RATE_LIMITED", 429),
