@@ -104,12 +104,14 @@ class FakeBucket:
 
 
 class FakePreviewCache:
-    def __init__(self) -> None:
-        self.entries: dict[str, dict[str, Any]] = {}
+    """Entries by ``(owner_id, blueprint_hash)``, as the table keys them."""
 
-    def get(self, blueprint_hash: str, now_epoch: float) -> dict[str, Any] | None:
-        entry = self.entries.get(blueprint_hash)
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def get(self, owner_id: str, blueprint_hash: str, now_epoch: float) -> dict[str, Any] | None:
+        entry = self.entries.get((owner_id, blueprint_hash))
         return entry if entry is not None and entry["expires_at"] > now_epoch else None
 
-    def put(self, entry: dict[str, Any]) -> None:
-        self.entries[entry["blueprint_hash"]] = entry
+    def put(self, owner_id: str, blueprint_hash: str, entry: dict[str, Any]) -> None:
+        self.entries[(owner_id, blueprint_hash)] = entry

@@ -144,4 +144,4 @@ class JobCreation:
         logger.info("job created", extra={"format": job.blueprint_format, "size": job.blueprint_size})
         metrics.add("JobsCreated", 1, Format=job.blueprint_format)
         metrics.add("UploadBytes", job.blueprint_size, Unit.BYTES)
-        return JobView(job, preview=self.previews.lookup(job.blueprint_hash, self._clock()))
+        return JobView(job, preview=self.previews.lookup(job.owner_id, job.blueprint_hash, self._clock()))

@@ -1,4 +1,6 @@
-"""The preview cache's policy: a completed job's rooms answer creations of the same blueprint for an hour.
+"""The preview cache's policy: a completed job's rooms answer its owner's creations of the same blueprint
+for an hour. Only its owner's: a preview from another client's job would tell that client someone sent
+the same file (the contract: a preview is only ever the caller's own). A job without an owner makes none.
 
 Best effort both ways: a preview is a bonus, so neither a failing read nor a failing write ever fails the
 request or the completion that asked for it.
@@ -24,10 +26,13 @@ class PreviewService:
     def __init__(self, previews: PreviewCache) -> None:
         self.previews = previews
 
-    def lookup(self, blueprint_hash: str, now: float) -> dict[str, Any] | None:
-        """The live preview of this blueprint, if a job with the same bytes completed within the hour."""
+    def lookup(self, owner_id: str | None, blueprint_hash: str, now: float) -> dict[str, Any] | None:
+        """The live preview of this blueprint, if one of ``owner_id``'s jobs with the same bytes completed
+        within the hour."""
+        if not owner_id:
+            return None
         try:
-            entry = self.previews.get(blueprint_hash, now)
+            entry = self.previews.get(owner_id, blueprint_hash, now)
         except Exception:
             logger.warning("preview cache unavailable; creating the job without a preview", exc_info=True)
             return None
@@ -36,9 +41,10 @@ class PreviewService:
         return {"rooms": entry.get("rooms", []), "model_version": entry.get("model_version"), "cached": True}
 
     def remember(self, job: Job, rooms: list[Any], model_version: str, now: float) -> None:
-        """Offer ``job``'s rooms as the preview of its blueprint from ``now`` on."""
+        """Offer ``job``'s rooms to its owner as the preview of its blueprint from ``now`` on."""
+        if not job.owner_id:
+            return
         entry = {
-            "blueprint_hash": job.blueprint_hash,
             "rooms": rooms,
             "model_version": model_version,
             "timestamp": iso_utc(now),
@@ -46,6 +52,6 @@ class PreviewService:
             "expires_at": int(now) + PREVIEW_TTL_SECONDS,
         }
         try:
-            self.previews.put(entry)
+            self.previews.put(job.owner_id, job.blueprint_hash, entry)
         except Exception:  # the preview is a cache: the job is completed whether or not it is written
             logger.warning("could not cache the preview", exc_info=True, extra={"job_id": job.job_id})

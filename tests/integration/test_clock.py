@@ -126,7 +126,8 @@ def test_a_preview_past_its_hour_is_not_offered(machine: TimeMachine) -> None:
     first = processing_job(content)
     get_dependencies().job_service().complete_job(first["job_id"], RESULT)
     completed_at = int(machine.wall())
-    entry = raw_item(PREVIEWS, {"blueprint_hash": {"S": first["blueprint_hash"]}})
+    preview_key = {"blueprint_hash": {"S": f"cli_alice#{first['blueprint_hash']}"}}
+    entry = raw_item(PREVIEWS, preview_key)
     assert entry is not None
     assert int(entry["expires_at"]["N"]) == completed_at + PREVIEW_TTL_SECONDS == completed_at + 3600
 
@@ -139,7 +140,7 @@ def test_a_preview_past_its_hour_is_not_offered(machine: TimeMachine) -> None:
     late = create(content)
     assert late.status == 201
     assert "preview" not in late.data
-    assert raw_item(PREVIEWS, {"blueprint_hash": {"S": first["blueprint_hash"]}}) == entry, "still in DynamoDB"
+    assert raw_item(PREVIEWS, preview_key) == entry, "still in DynamoDB"
 
 
 # -------------------------------------------------------------------------------------------- caches

@@ -96,8 +96,9 @@ def raw_job(dynamodb: Any, job_id: str) -> dict[str, Any]:
     return dict(dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": job_id}}, ConsistentRead=True)["Item"])
 
 
-def preview_item(dynamodb: Any, blueprint_hash: str) -> dict[str, Any] | None:
-    item = dynamodb.get_item(TableName=PREVIEWS, Key={"blueprint_hash": {"S": blueprint_hash}}).get("Item")
+def preview_item(dynamodb: Any, blueprint_hash: str, owner_id: str = "cli_alice") -> dict[str, Any] | None:
+    key = {"blueprint_hash": {"S": f"{owner_id}#{blueprint_hash}"}}
+    item = dynamodb.get_item(TableName=PREVIEWS, Key=key).get("Item")
     return {k: _deserializer.deserialize(v) for k, v in item.items()} if item else None
 
 
@@ -448,7 +449,7 @@ def test_an_expired_preview_is_ignored(dynamodb: Any) -> None:
     job = completed_job(content)
     dynamodb.update_item(
         TableName=PREVIEWS,
-        Key={"blueprint_hash": {"S": job["blueprint_hash"]}},
+        Key={"blueprint_hash": {"S": f"cli_alice#{job['blueprint_hash']}"}},
         UpdateExpression="SET expires_at = :past",
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 5)}},
     )

@@ -171,7 +171,7 @@ def test_complete_job_stores_the_result_and_offers_the_preview(world: World) -> 
     assert completed.status is JobStatus.COMPLETED
     assert completed.result_s3_key == result_key(job.job_id)
     assert world.cache.objects[result_key(job.job_id)] == RESULT
-    entry = world.preview_cache.entries[job.blueprint_hash]
+    entry = world.preview_cache.entries[("cli_alice", job.blueprint_hash)]
     assert (entry["rooms"], entry["model_version"], entry["job_id"]) == (RESULT["rooms"], "m-1", job.job_id)
     assert entry["expires_at"] == int(NOW) + PREVIEW_TTL_SECONDS
     assert [w for w, _ in world.jobs_table.writes[-2:]] == ["lock", "completed"]
@@ -244,8 +244,8 @@ def test_fail_job_records_the_error_and_refuses_a_bad_one(world: World) -> None:
 def test_create_stores_the_file_then_the_record_and_offers_a_live_preview(world: World) -> None:
     content = samples.png(extra=b"create")
     digest = hashlib.sha256(content).hexdigest()
-    preview = {"blueprint_hash": digest, "rooms": [1], "model_version": "m-0", "expires_at": int(NOW) + 10}
-    world.preview_cache.entries[digest] = preview
+    preview = {"rooms": [1], "model_version": "m-0", "expires_at": int(NOW) + 10}
+    world.preview_cache.entries[("cli_alice", digest)] = preview
     view = world.creation.create_job(BlueprintFile(content, "PNG", "../plan"), ALICE)
     job = view.job
     assert (job.status, job.blueprint_format, job.blueprint_hash, job.owner_id) == (
@@ -259,6 +259,19 @@ def test_create_stores_the_file_then_the_record_and_offers_a_live_preview(world:
     assert world.blueprints.objects[job.blueprint_s3_key] == content
     assert world.jobs_table.jobs[job.job_id] == job
     assert view.preview == {"rooms": [1], "model_version": "m-0", "cached": True}
+
+
+def test_create_offers_no_preview_made_from_another_clients_job(world: World) -> None:
+    content = samples.png(extra=b"someone else's")
+    digest = hashlib.sha256(content).hexdigest()
+    world.preview_cache.entries[("cli_bob", digest)] = {"rooms": [1], "model_version": "m", "expires_at": int(NOW) + 9}
+    assert world.creation.create_job(BlueprintFile(content, "png"), ALICE).preview is None
+
+
+def test_a_job_without_an_owner_makes_no_preview(world: World) -> None:
+    job = world.job(JobStatus.PROCESSING, owner=None)
+    world.service.complete_job(job.job_id, RESULT)
+    assert world.preview_cache.entries == {}
 
 
 def test_a_taken_key_or_id_draws_a_new_id_and_leaves_nothing_behind(world: World) -> None:
