@@ -70,6 +70,22 @@ def headers_of(error: ContractError) -> dict[str, str]:
     return {}
 
 
+#: The contract: input echoed back in ``details`` is cut to at most this many characters.
+MAX_ECHOED_CHARS = 100
+
+
+def echo_safe(value: Any) -> Any:
+    """``details`` with every string in it cut to 100 characters, however deep: values the client sent
+    (a 3 MB form field, a long Content-Type) come back bounded, whichever error echoed them."""
+    if isinstance(value, str):
+        return value[:MAX_ECHOED_CHARS]
+    if isinstance(value, dict):
+        return {str(k)[:MAX_ECHOED_CHARS]: echo_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [echo_safe(v) for v in value]
+    return value
+
+
 def failure(exc: BaseException, request_id: str, correlation_id: str) -> dict[str, Any]:
     """The error envelope for ``exc`` (``INTERNAL_ERROR``, without details, for anything unknown)."""
     error = contract_error(exc) or InternalError()
@@ -77,7 +93,7 @@ def failure(exc: BaseException, request_id: str, correlation_id: str) -> dict[st
         status_of(error),
         error.code,
         error.message,
-        details=error.details,
+        details=echo_safe(error.details),
         request_id=request_id,
         correlation_id=correlation_id,
         headers=headers_of(error),

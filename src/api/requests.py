@@ -17,19 +17,15 @@ from typing import Any
 from dateutil.parser import isoparse
 
 from api.http import Request
+from api.media_types import CREATE_MEDIA_TYPES, MULTIPART, RAW_MEDIA_TYPES, is_json, media_type_of
 from models.errors import FileTooLarge
 from models.job import JobStatus
-from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE
+from services.blueprints import FORMATS_BY_CONTENT_TYPE
 from services.feedback_service import Feedback
 from services.job_creation import BlueprintFile
 from services.job_listing import ListQuery
 from utils.errors import InvalidRequest, UnsupportedMediaType
 
-JSON_MEDIA_TYPES = ("application/json",)
-MULTIPART = "multipart/form-data"
-#: Raw bodies: the file itself, its Content-Type declaring the format.
-RAW_MEDIA_TYPES = FORMATS_BY_CONTENT_TYPE
-CREATE_MEDIA_TYPES = ["application/json", MULTIPART, *CONTENT_TYPES.values()]
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.ASCII | re.IGNORECASE)
 #: Part content types that declare nothing about the file (curl's default for unknown extensions).
 _UNDECLARED_PART_TYPES = ("", "application/octet-stream")
@@ -46,13 +42,10 @@ class UploadReference:
     upload_id: str
 
 
-def is_json(media_type: str) -> bool:
-    return media_type in JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
-
-
 # ------------------------------------------------------------------------------------ POST /api/v1/jobs
 def parse_create_job(request: Request, max_bytes: int) -> BlueprintFile | UploadReference:
-    media_type = request.media_type
+    media_type = media_type_of(request, "POST /api/v1/jobs", CREATE_MEDIA_TYPES)
+    _query_filename(request)  # the document's limit holds whatever the body (it is used for raw bodies)
     if not media_type or is_json(media_type):
         return _create_from_json(request, max_bytes)
     if media_type == MULTIPART:
@@ -102,7 +95,10 @@ def _create_from_multipart(request: Request, max_bytes: int) -> BlueprintFile:
     if len(part.data) > max_bytes:
         raise FileTooLarge(max_bytes)
     declared = texts.get("format") or _format_of_part_type(part.content_type)
-    return BlueprintFile(content=part.data, declared_format=declared, filename=texts.get("filename") or part.filename)
+    filename = texts.get("filename") or part.filename
+    if filename is not None and len(filename) > MAX_FILENAME_CHARS:
+        raise InvalidRequest(f"filename is longer than {MAX_FILENAME_CHARS} characters", details={"field": "filename"})
+    return BlueprintFile(content=part.data, declared_format=declared, filename=filename)
 
 
 def _format_of_part_type(content_type: str | None) -> str | None:
@@ -116,10 +112,16 @@ def _create_from_raw(request: Request, media_type: str, max_bytes: int) -> Bluep
     content = request.body
     if len(content) > max_bytes:
         raise FileTooLarge(max_bytes)
+    return BlueprintFile(
+        content=content, declared_format=RAW_MEDIA_TYPES[media_type], filename=_query_filename(request)
+    )
+
+
+def _query_filename(request: Request) -> str | None:
     filename = request.query.get("filename")
     if filename is not None and len(filename) > MAX_FILENAME_CHARS:
-        raise InvalidRequest("filename is too long", details={"field": "filename"})
-    return BlueprintFile(content=content, declared_format=RAW_MEDIA_TYPES[media_type], filename=filename)
+        raise InvalidRequest(f"filename is longer than {MAX_FILENAME_CHARS} characters", details={"field": "filename"})
+    return filename
 
 
 def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
@@ -250,11 +252,11 @@ def _integer(value: Any) -> int | None:
 
 
 def _require_json(request: Request, route: str) -> None:
-    media_type = request.media_type
+    media_type = media_type_of(request, route, ["application/json"])
     if media_type and not is_json(media_type):
         raise UnsupportedMediaType(
             f"{route} takes application/json",
-            details={"received_content_type": media_type[:100], "supported_content_types": ["application/json"]},
+            details={"received_content_type": media_type, "supported_content_types": ["application/json"]},
         )
 
 

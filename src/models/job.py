@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -32,7 +33,15 @@ class IdFormat:
         self.pattern = re.compile(rf"{prefix}_[0-9]{{8}}T[0-9]{{6}}_[0-9a-f]{{{random_hex_digits}}}")
 
     def matches(self, value: str) -> bool:
-        return self.pattern.fullmatch(value) is not None
+        """The shape, and a timestamp that is a real UTC time (no month 13, hour 25 or 30 February)."""
+        if self.pattern.fullmatch(value) is None:
+            return False
+        stamp = value[len(self.prefix) + 1 : len(self.prefix) + 16]  # YYYYMMDDTHHMMSS
+        try:
+            datetime.strptime(stamp, "%Y%m%dT%H%M%S")  # the digits are checked: strptime only rules on dates
+        except ValueError:
+            return False
+        return True
 
     def make(self, compact_time: str, random_hex: str) -> str:
         value = f"{self.prefix}_{compact_time}_{random_hex}"

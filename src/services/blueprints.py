@@ -10,6 +10,7 @@ import re
 import unicodedata
 
 from models.errors import FileTooLarge, InvalidFileFormat
+from services.file_structure import Read, pdf_header_offset, structure_problem
 from utils.errors import InvalidRequest
 
 #: Canonical format -> (its file extensions, its content types). The first extension is the one a
@@ -52,8 +53,10 @@ def normalise_format(value: str) -> str | None:
     return FORMAT_ALIASES.get(value.strip().lower())
 
 
-def resolve_format(declared: str | None, head: bytes, allowed: tuple[str, ...]) -> str:
-    """The file's format: detected from its first bytes, among ``allowed`` and agreeing with ``declared``."""
+def resolve_format(declared: str | None, read: Read, size: int, allowed: tuple[str, ...]) -> str:
+    """The file's format: detected from its first bytes, among ``allowed``, agreeing with ``declared`` and
+    well-formed (``services.file_structure``: a signature alone is not a file). ``read`` gives the file's
+    bytes by range (the bytes of a direct body, ranged GETs of an upload), ``size`` its length."""
     received = None
     if declared is not None:
         received = normalise_format(declared)
@@ -62,7 +65,7 @@ def resolve_format(declared: str | None, head: bytes, allowed: tuple[str, ...]) 
                 f"File format must be {_listed(allowed)}",
                 details={"received_format": declared, "allowed_formats": list(allowed)},
             )
-    detected = detect_format(head[:SNIFF_BYTES])
+    detected = detect_format(read(0, SNIFF_BYTES))
     if detected is None or detected not in allowed:
         raise InvalidFileFormat(
             f"The file's content is not {_listed(allowed)}",
@@ -72,6 +75,12 @@ def resolve_format(declared: str | None, head: bytes, allowed: tuple[str, ...]) 
         raise InvalidFileFormat(
             f"The file's content is {detected.upper()}, not {received.upper()}",
             details={"received_format": declared, "detected_format": detected},
+        )
+    problem = structure_problem(detected, read, size)
+    if problem is not None:
+        raise InvalidFileFormat(
+            f"The file is not a valid {detected.upper()}: {problem}",
+            details={"received_format": declared, "detected_format": "unknown", "reason": problem},
         )
     return detected
 
@@ -97,13 +106,19 @@ def detect_format(head: bytes) -> str | None:
     for signature, name in _SIGNATURES:
         if head.startswith(signature):
             return name
-    # PDF readers accept the header anywhere in the first 1024 bytes (ISO 32000-1, annex H).
-    if b"%PDF-" in head[:SNIFF_BYTES]:
+    # A PDF header may follow up to 1 KB of whitespace or binary (ISO 32000-1, annex H), never text.
+    if pdf_header_offset(head[: SNIFF_BYTES + 16]) is not None:
         return "pdf"
+    if _MARKUP.match(head):
+        return "html" if _HTML.match(head) else "xml"
     if head[4:8] == b"ftyp":
         return "heic" if head[8:12] in (b"heic", b"heix", b"mif1") else "mp4"
     return None
 
+
+#: Markup at the start of a file (after whitespace or a UTF-8 BOM): named in the error, never accepted.
+_MARKUP = re.compile(rb"(?:\xef\xbb\xbf)?\s*<[!?a-zA-Z]")
+_HTML = re.compile(rb"(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|head|body)", re.IGNORECASE)
 
 _KEPT_PUNCTUATION = frozenset(" ._-()+,=@")
 _DOTS = re.compile(r"\.{2,}")

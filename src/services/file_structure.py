@@ -59,6 +59,21 @@ def bytes_reader(data: bytes) -> Read:
     return lambda offset, length: data[offset : offset + length]
 
 
+def with_cached_head(read: Read, head_bytes: int = HEAD_BYTES) -> Read:
+    """``read`` with the file's first ``head_bytes`` fetched once, on first use: the reads near the start
+    (the signature, a PNG's IHDR, a PDF's header, a JPEG's first segments) then cost one ranged GET."""
+    head: list[bytes] = []
+
+    def cached(offset: int, length: int) -> bytes:
+        if offset + length > head_bytes:
+            return read(offset, length)
+        if not head:
+            head.append(read(0, head_bytes))
+        return head[0][offset : offset + length]
+
+    return cached
+
+
 def structure_problem(fmt: str, read: Read, size: int) -> str | None:
     """None when the file of ``size`` bytes is a well-formed ``fmt`` (png, jpg, pdf); else why it is not."""
     if fmt == "png":
@@ -160,7 +175,7 @@ def _frame_problem(segment: bytes) -> str | None:
 def pdf_header_offset(head: bytes) -> int | None:
     """Where a valid PDF header starts in ``head``: 0, or after leading whitespace/binary up to 1 KB."""
     match = _PDF_HEADER.search(head, 0, PDF_LEADING_BYTES + 8)
-    if match is None or match.start() > PDF_LEADING_BYTES:
+    if match is None or match.start() + len(b"%PDF-") > PDF_LEADING_BYTES:  # "%PDF-" within the first 1 KB
         return None
     if _TEXT_BYTE.search(head, 0, match.start()):
         return None  # text or markup before the header: an HTML page quoting "%PDF-", not a PDF

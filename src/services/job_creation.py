@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from models.errors import Conflict
 from models.job import API_VERSION, JOB_ID, JOB_TTL_SECONDS, Job, JobStatus, JobView, RequestInfo
 from services import blueprints
-from services.blueprints import CONTENT_TYPES, SNIFF_BYTES, sanitise_filename
+from services.blueprints import CONTENT_TYPES, sanitise_filename
+from services.file_structure import Read, bytes_reader
 from services.ids import new_id
 from services.previews import PreviewService
 from services.runtime_config import RuntimeConfig
@@ -63,14 +64,15 @@ class JobCreation:
     def check_size(self, size: int, field: str = "blueprint.file") -> None:
         blueprints.check_size(size, self.config.max_upload_bytes, field)
 
-    def resolve_format(self, declared: str | None, head: bytes) -> str:
-        """The file's format: detected from its bytes, allowed by config and agreeing with ``declared``."""
-        return blueprints.resolve_format(declared, head, self.config.allowed_formats)
+    def resolve_format(self, declared: str | None, read: Read, size: int) -> str:
+        """The file's format: detected from its bytes, allowed by config, agreeing with ``declared`` and
+        well-formed (``read``: the file's bytes by range)."""
+        return blueprints.resolve_format(declared, read, size, self.config.allowed_formats)
 
     def create_job(self, blueprint: BlueprintFile, request: RequestInfo) -> JobView:
         """Validate and store the file, then record the job. Never leaves one without the other."""
         self.check_size(len(blueprint.content))
-        fmt = self.resolve_format(blueprint.declared_format, blueprint.content[:SNIFF_BYTES])
+        fmt = self.resolve_format(blueprint.declared_format, bytes_reader(blueprint.content), len(blueprint.content))
         digest = hashlib.sha256(blueprint.content).digest()
         filename = sanitise_filename(blueprint.filename, fmt)
         for _ in range(ID_ATTEMPTS):

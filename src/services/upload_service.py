@@ -17,7 +17,8 @@ from typing import Any
 
 from models.errors import Conflict, FileTooLarge, InvalidFileFormat, UploadNotFound
 from models.job import UPLOAD_ID, JobView, RequestInfo, is_valid_upload_id
-from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE, SNIFF_BYTES, normalise_format, sanitise_filename
+from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE, normalise_format, sanitise_filename
+from services.file_structure import with_cached_head
 from services.ids import new_id
 from services.job_creation import JobCreation
 from services.runtime_config import RuntimeConfig
@@ -34,6 +35,8 @@ CLAIM_TTL_SECONDS = 2 * 24 * 3600
 #: A claim whose job was never recorded lapses after this long, far beyond any invocation (the function's
 #: timeout is 25 s): its finaliser is certainly gone and can no longer record its job.
 CLAIM_LAPSE_SECONDS = 120
+#: The object metadata that records the size the upload declared (``x-amz-meta-declared-size``).
+DECLARED_SIZE = "declared-size"
 #: What makes an upload unusable for good (it is deleted); anything else leaves it for a retry.
 _BAD_FILE = (FileTooLarge, InvalidFileFormat, InvalidRequest)
 
@@ -68,9 +71,10 @@ class UploadService:
         upload_id = new_id(UPLOAD_ID, now)
         key = upload_prefix(upload_id) + sanitise_filename(filename, fmt)
         expires_in = self.config.presign_expiry_seconds
-        # The owner rides in the object's metadata, pinned by the POST policy: only its client finalises it.
-        metadata = {"owner": owner_id} if owner_id else {}
-        post = self.uploads.presign_post(key, CONTENT_TYPES[fmt], self.config.max_upload_bytes, expires_in, metadata)
+        # The owner and the declared size ride in the object's metadata, pinned by the POST policy: only its
+        # client finalises it, and only a file of the size it declared (the policy pins that too, in S3).
+        metadata = {DECLARED_SIZE: str(size), **({"owner": owner_id} if owner_id else {})}
+        post = self.uploads.presign_post(key, CONTENT_TYPES[fmt], size, expires_in, metadata)
         return {
             "upload_id": upload_id,
             "url": post["url"],
@@ -114,10 +118,13 @@ class UploadService:
         return view
 
     def _checked_format(self, upload: UploadedObject) -> str:
-        """Size and magic bytes, checked on the object before anything is claimed or copied."""
+        """Size (the declared one, and the limit), magic bytes and structure, checked on the object before
+        anything is claimed or copied; the structure from ranged reads of its head (and a PDF's tail)."""
         try:
+            _check_declared_size(upload)
             self.creation.check_size(upload.size)
-            return self.creation.resolve_format(_declared_format(upload), self.uploads.read_head(upload, SNIFF_BYTES))
+            read = with_cached_head(lambda offset, length: self.uploads.read_range(upload, offset, length))
+            return self.creation.resolve_format(_declared_format(upload), read, upload.size)
         except _BAD_FILE:
             self._discard(upload)  # it can never become a job
             raise
@@ -137,6 +144,17 @@ class UploadService:
             self.uploads.delete(upload.key)
         except Exception:  # the bucket's one-day rule for uploads/ is the backstop
             logger.warning("could not delete an upload", exc_info=True, extra={"s3_key": upload.key})
+
+
+def _check_declared_size(upload: UploadedObject) -> None:
+    """The object is the size its upload declared (S3 enforces the policy's content-length-range; moto
+    does not, and we never trust one check). Uploads created before the size was recorded carry none."""
+    declared = upload.metadata.get(DECLARED_SIZE)
+    if declared is not None and declared != str(upload.size):
+        raise InvalidRequest(
+            f"The uploaded file has {upload.size} bytes, not the {declared[:20]} its upload declared",
+            details={"field": "size"},
+        )
 
 
 def _declared_format(upload: UploadedObject) -> str | None:

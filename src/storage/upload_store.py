@@ -1,8 +1,9 @@
 """Large uploads through S3: presigned POSTs to ``uploads/{upload_id}/{filename}`` and their finalisation.
 
 A client posts the file straight to S3 with a presigned POST whose policy pins the key, the content type,
-the owner metadata and the size range. Nothing about an upload is stored until the client finalises it:
-the object itself (its key, size, content type, metadata and ETag) is the upload's record. Every read
+the owner and declared-size metadata and the size (exactly the declared one). Nothing about an upload is
+stored until the client finalises it: the object itself (its key, size, content type, metadata and ETag)
+is the upload's record. Every read
 and copy of the object is pinned to the ETag that was checked, so a file replaced mid-finalisation (the
 presigned POST stays valid for minutes) can never slip in unchecked.
 """
@@ -49,11 +50,11 @@ class ObjectChanged(Exception):
 
 class UploadStore(BucketBound):
     def presign_post(
-        self, key: str, content_type: str, max_bytes: int, expires_in: int, metadata: dict[str, str]
+        self, key: str, content_type: str, size: int, expires_in: int, metadata: dict[str, str]
     ) -> dict[str, Any]:
-        """``{"url", "fields"}`` for a browser-style POST of one file of 1..max_bytes bytes to ``key``."""
+        """``{"url", "fields"}`` for a browser-style POST of one file of exactly ``size`` bytes to ``key``."""
         fields = {"Content-Type": content_type, **{f"x-amz-meta-{k}": v for k, v in metadata.items()}}
-        conditions: list[Any] = [["content-length-range", 1, max_bytes]]
+        conditions: list[Any] = [["content-length-range", size, size]]
         conditions.extend({name: value} for name, value in fields.items())
         return dict(
             self.client.generate_presigned_post(
@@ -82,9 +83,13 @@ class UploadStore(BucketBound):
             metadata={str(k).lower(): str(v) for k, v in head.get("Metadata", {}).items()},
         )
 
-    def read_head(self, upload: UploadedObject, length: int) -> bytes:
-        """The object's first ``length`` bytes (a ranged GET pinned to the checked ETag)."""
-        body = self._get(upload, Range=f"bytes=0-{length - 1}")
+    def read_range(self, upload: UploadedObject, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the object from ``offset`` (a ranged GET pinned to the checked ETag;
+        nothing past its end, which S3 would refuse)."""
+        length = min(length, upload.size - offset)
+        if offset < 0 or length <= 0:
+            return b""
+        body = self._get(upload, Range=f"bytes={offset}-{offset + length - 1}")
         try:
             return bytes(body.read())
         finally:

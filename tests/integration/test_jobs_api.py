@@ -179,7 +179,7 @@ def test_unsupported_content_types_are_415(aws: Stack, content_type: str) -> Non
         (samples.GIF, "gif", "gif", None),
         (samples.png(), "bmp", "bmp", None),
         (samples.GIF, "png", "png", "gif"),
-        (samples.HTML, "pdf", "pdf", "unknown"),
+        (samples.HTML, "pdf", "pdf", "html"),
         (samples.EXE, "jpg", "jpg", "unknown"),
         (samples.pdf(), "png", "png", "pdf"),
         (samples.png(), "jpg", "jpg", "png"),

@@ -16,6 +16,7 @@ import boto3
 import pytest
 import requests
 
+from api import dependencies
 from local_api.cfn_template import Stack
 from services.job_creation import JobCreation
 from tests import samples
@@ -124,7 +125,11 @@ def test_create_upload_returns_a_presigned_post(aws: Stack, fmt: str, filename: 
 
     policy = policy_of(data)
     conditions = policy["conditions"]
-    assert ["content-length-range", 1, MAX_BYTES] in conditions
+    # The declared size, exactly, and recorded in the object's metadata for finalise to check again.
+    size = 12 * 1024 * 1024
+    assert ["content-length-range", size, size] in conditions
+    assert fields["x-amz-meta-declared-size"] == str(size)
+    assert {"x-amz-meta-declared-size": str(size)} in conditions
     assert {"Content-Type": CONTENT_TYPES[fmt.lower()]} in conditions
     assert {"key": fields["key"]} in conditions
     assert before + 900 - 2 <= parse_iso(policy["expiration"]) <= time.time() + 900 + 1
@@ -300,7 +305,7 @@ def test_posting_the_same_upload_again_after_finalising_creates_no_second_job(s3
     first = finalise(upload["upload_id"])
     assert first.status == 201
 
-    post_file(upload, samples.png(extra=b"again"))
+    post_file(upload, samples.png())  # the same size: the policy (in S3) and the finalise check allow it
     second = finalise(upload["upload_id"])
 
     assert second.status in (404, 409), second.body
@@ -369,15 +374,30 @@ def test_an_upload_removed_after_it_was_found_is_404_not_500(s3: Any, dynamodb: 
     assert job_items(dynamodb) == []
 
 
-def test_an_oversized_object_behind_a_valid_upload_is_413(s3: Any, dynamodb: Any) -> None:
+def test_an_object_larger_than_its_upload_declared_is_400_and_deleted(s3: Any, dynamodb: Any) -> None:
     """moto does not enforce the POST policy (AWS does): the size is checked again on the object."""
     set_max_upload_bytes(1000)
     upload = request_upload("png", "plan.png", size=500)
     assert upload["max_bytes"] == 1000
-    assert ["content-length-range", 1, 1000] in policy_of(upload)["conditions"]
+    assert ["content-length-range", 500, 500] in policy_of(upload)["conditions"]
     big = samples.png(extra=b"x" * 2000)
     assert len(big) > 2000
     post_file(upload, big)
+
+    error = assert_error(finalise(upload["upload_id"]), 400, "INVALID_REQUEST")
+
+    assert error["details"]["field"] == "size"
+    assert job_items(dynamodb) == []
+    assert claim_items(dynamodb) == []
+    assert keys(s3, "blueprints/") == []
+    assert keys(s3, "uploads/") == [], "an upload that can never become a job is deleted"
+
+
+def test_an_object_over_a_limit_lowered_since_its_upload_is_413(s3: Any, dynamodb: Any) -> None:
+    content = samples.png(extra=b"x" * 2000)
+    upload = uploaded("png", content)
+    set_max_upload_bytes(1000)
+    dependencies.reset()  # a new container: the lowered limit is read
 
     error = assert_error(finalise(upload["upload_id"]), 413, "FILE_TOO_LARGE")
 
@@ -393,7 +413,7 @@ def test_an_oversized_object_behind_a_valid_upload_is_413(s3: Any, dynamodb: Any
     ("fmt", "content", "detected"),
     [
         ("png", samples.GIF, "gif"),
-        ("pdf", samples.HTML, "unknown"),
+        ("pdf", samples.HTML, "html"),
         ("jpg", samples.png(), "png"),
         ("png", samples.pdf(), "pdf"),
         ("pdf", samples.EXE, "unknown"),
@@ -416,7 +436,7 @@ def test_a_file_that_is_not_what_the_upload_declared_is_400(
 
 def test_a_file_posted_with_another_content_type_still_has_to_match_the_upload(s3: Any, dynamodb: Any) -> None:
     """AWS's policy pins the Content-Type; an emulator does not. The upload said pdf: PNG bytes are refused."""
-    upload = request_upload("pdf", "plan.pdf", size=100)
+    upload = request_upload("pdf", "plan.pdf", size=len(samples.png()))
     post_file(upload, samples.png(), fields={"Content-Type": "image/png"})
 
     reply = finalise(upload["upload_id"])
@@ -474,9 +494,11 @@ def test_an_upload_replaced_during_finalisation_is_409_and_never_slips_in_unchec
 ) -> None:
     """The presigned POST stays valid for 15 minutes: a second POST between the checks and the hash or
     the copy must not turn unchecked bytes into a job."""
-    upload = uploaded("png", samples.png(extra=b"checked"))
+    checked = samples.png(extra=b"checked")
+    upload = uploaded("png", checked)
     real = boto3.client("s3", region_name="us-east-1")
-    aws_clients.set_client("s3", ReplacedUnderfoot(real, operation, lambda: post_file(upload, samples.GIF)))
+    replacement = samples.GIF.ljust(len(checked), b"\x00")  # the declared size: only its bytes differ
+    aws_clients.set_client("s3", ReplacedUnderfoot(real, operation, lambda: post_file(upload, replacement)))
 
     reply = finalise(upload["upload_id"])
 

@@ -218,7 +218,7 @@ EOF_TAIL = b"\ntrailer << >>\nstartxref\n0\n%%EOF\n"
         pytest.param(b"%PDF-1.45\n" + EOF_TAIL, "header", id="version-1.45"),
         pytest.param(b"%PDF-1.4\n1 0 obj << >> endobj\n", "%%EOF", id="no-eof"),
         pytest.param(b"%PDF-1.4\n%%EOF\n" + b"\n" * (TAIL_BYTES + 1), "%%EOF", id="eof-far-from-end"),
-        pytest.param(b" " * 1025 + b"%PDF-1.4\n" + EOF_TAIL, "header", id="header-after-1025-bytes"),
+        pytest.param(b" " * 1020 + b"%PDF-1.4\n" + EOF_TAIL, "header", id="header-ending-past-1024-bytes"),
         pytest.param(samples.GIF + b"%PDF-1.4\n" + EOF_TAIL, "header", id="gif-then-header"),
         pytest.param(b"", "header", id="empty"),
     ],
@@ -236,7 +236,7 @@ def test_pdf_forgeries_fail(content: bytes, reason: str) -> None:
         pytest.param(b"\xef\xbb\xbf", id="utf8-bom"),
         pytest.param(b"\r\n \t\x0c", id="whitespace"),
         pytest.param(b"\x00" * 128, id="macbinary-like-zeros"),
-        pytest.param(b"\x80\x81\xfe\xff" * 256, id="1024-binary-bytes"),
+        pytest.param(b"\x80\x81\xfe" * 339 + b"\xff\xff", id="1019-binary-bytes"),
     ],
 )
 def test_pdf_header_may_follow_whitespace_or_binary_up_to_1024_bytes(leading: bytes) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from api import rest_api
 from api.errors import STATUS_BY_CODE
-from api.requests import CREATE_MEDIA_TYPES, MAX_COMMENT_CHARS, MAX_FILENAME_CHARS
+from api.media_types import CREATE_MEDIA_TYPES
+from api.requests import MAX_COMMENT_CHARS, MAX_FILENAME_CHARS
 from api.routes import ROUTES
 from models.job import JOB_ID, PUBLIC_FIELDS, UPLOAD_ID, JobStatus
 from services.cursors import MAX_CURSOR_CHARS

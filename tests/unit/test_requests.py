@@ -10,7 +10,8 @@ import pytest
 
 from api.errors import status_of
 from api.http import Request
-from api.requests import decode_file, is_json, parse_create_job
+from api.media_types import is_json
+from api.requests import decode_file, parse_create_job
 from local_api.server import build_event
 from models.errors import FileTooLarge
 from services.job_creation import BlueprintFile
