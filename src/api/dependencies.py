@@ -38,9 +38,9 @@ class Dependencies:
             settings.jobs_table, settings.preview_cache_table, settings.blueprints_bucket, settings.cache_bucket
         )
         self._config = config_store(settings)
-        self.auth = Authenticator(
-            self.api_keys_secret, cursor_fallback=f"{settings.environment}:{settings.api_keys_secret_name}"
-        )
+        # prod never signs cursors with a key derived from public names: without the secret's key it fails.
+        fallback = None if settings.environment == "prod" else f"{settings.environment}:{settings.api_keys_secret_name}"
+        self.auth = Authenticator(self.api_keys_secret, cursor_fallback=fallback)
         self.idempotency = IdempotencyService(self.stores.idempotency)
         self.health = HealthService({"dynamodb": self.stores.jobs_table.ping, "s3": self.stores.blueprints.ping})
         self.previews = PreviewService(self.stores.previews)

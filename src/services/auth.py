@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from utils.errors import Unauthorized
+from utils.errors import ConfigurationError, Unauthorized
 
 KEY_PREFIX = "ldk_"
 MAX_KEY_CHARS = 256
@@ -41,9 +41,9 @@ class Authenticator:
     """Who a request comes from, given what it presented; the secret is read through ``read_secret``
     (``utils.secrets``' five-minute cache) and only when a key must be checked."""
 
-    def __init__(self, read_secret: Callable[[], dict[str, Any]], cursor_fallback: str) -> None:
+    def __init__(self, read_secret: Callable[[], dict[str, Any]], cursor_fallback: str | None) -> None:
         """``cursor_fallback``: what the cursor signing key is derived from when the secret has none (the
-        environment and the secret's name)."""
+        environment and the secret's name; None in prod, where a missing key fails closed)."""
         self._read_secret = read_secret
         self._cursor_fallback = cursor_fallback
 
@@ -108,10 +108,26 @@ def client_from_jwt(claims: dict[str, Any]) -> Client | None:
 _SUBJECT = re.compile(r"[\x20-\x7e]{1,255}")
 
 
-def cursor_signing_key(secret: dict[str, Any], fallback: str) -> bytes:
-    """The key cursors are signed with: the secret's ``cursor_signing_key``, else one derived from
-    ``fallback`` (the environment and secret name), so cursors still verify, per environment."""
+#: The shortest cursor-signing key accepted (a generated one has 64 characters).
+MIN_CURSOR_KEY_CHARS = 32
+
+
+class CursorKeyMissing(ConfigurationError):
+    def __init__(self) -> None:
+        super().__init__("the API keys secret has no cursor_signing_key (python -m ops keys cursor-key adds one)")
+
+
+def has_cursor_key(secret: dict[str, Any]) -> bool:
     configured = secret.get("cursor_signing_key")
-    if isinstance(configured, str) and len(configured) >= 32:
-        return configured.encode()
+    return isinstance(configured, str) and len(configured) >= MIN_CURSOR_KEY_CHARS
+
+
+def cursor_signing_key(secret: dict[str, Any], fallback: str | None) -> bytes:
+    """The key cursors are signed with: the secret's ``cursor_signing_key``; without one, a key derived
+    from ``fallback`` (the environment and secret name: public, so dev only), or, with no fallback (prod),
+    ``CursorKeyMissing``: listing fails closed rather than sign with a key anyone can derive."""
+    if has_cursor_key(secret):
+        return str(secret["cursor_signing_key"]).encode()
+    if fallback is None:
+        raise CursorKeyMissing
     return hashlib.sha256(f"location-detection-cursor:{fallback}".encode()).digest()

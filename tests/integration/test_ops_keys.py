@@ -119,3 +119,26 @@ def test_restore_previous_brings_back_the_keys_a_regenerating_deploy_dropped(
         "POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"restored")), api_key=created["api_key"]
     )
     assert made.status == 201
+
+
+def test_prod_lists_only_with_a_cursor_key_and_the_cli_gives_it_one(
+    aws: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import dependencies
+
+    # Given a prod function whose secret predates the generated cursor-signing key
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    dependencies.reset()
+    document = secret_document()
+    document.pop("cursor_signing_key", None)
+    put_secret(document)
+    secrets.get_store().invalidate()
+
+    refused = invoke("GET", "/api/v1/jobs")
+    assert refused.status == 500, "fails closed: no cursor signed with a key derived from public names"
+    assert refused.error["code"] == "INTERNAL_ERROR"
+    assert "cursor" not in json.dumps(refused.body), "the reason is logged, not told"
+
+    cli(capsys, "keys", "cursor-key")
+    secrets.get_store().invalidate()
+    assert invoke("GET", "/api/v1/jobs").status == 200
