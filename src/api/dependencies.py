@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 
-from services.auth import Authenticator
+from services.auth import Authenticator, CursorKeyMissing, has_cursor_key
 from services.feedback_service import FeedbackService
-from services.health import HealthService
+from services.health import HealthService, Probe, cached, optional, reachable
 from services.idempotency import IdempotencyService
 from services.job_creation import JobCreation
 from services.job_listing import JobListing
@@ -42,8 +42,28 @@ class Dependencies:
         fallback = None if settings.environment == "prod" else f"{settings.environment}:{settings.api_keys_secret_name}"
         self.auth = Authenticator(self.api_keys_secret, cursor_fallback=fallback)
         self.idempotency = IdempotencyService(self.stores.idempotency)
-        self.health = HealthService({"dynamodb": self.stores.jobs_table.ping, "s3": self.stores.blueprints.ping})
+        self.health = HealthService(self._health_probes())
         self.previews = PreviewService(self.stores.previews)
+
+    def _health_probes(self) -> dict[str, Probe]:
+        """What every request needs (the jobs table, both buckets, the secret, the parameters) and the
+        preview cache, which requests do without."""
+        s = self.stores
+        return {
+            "jobs_table": reachable(s.jobs_table.ping),
+            "blueprints_bucket": reachable(s.blueprints.ping),
+            "cache_bucket": reachable(s.cache.ping),
+            "preview_cache": optional(s.previews.ping),
+            "secret": self._secret_probe,
+            "parameters": cached(self._config.probe),
+        }
+
+    def _secret_probe(self) -> str:
+        """The secret answers (or its cached keys still serve) and, in prod, holds a cursor-signing key."""
+        status = cached(lambda: secrets.get_store().probe(self.settings.api_keys_secret_name))()
+        if self.auth.cursor_fallback is None and not has_cursor_key(self.api_keys_secret()):
+            raise CursorKeyMissing
+        return status
 
     def config(self) -> RuntimeConfig:
         """The runtime configuration (Parameter Store, cached)."""

@@ -45,7 +45,7 @@ class Authenticator:
         """``cursor_fallback``: what the cursor signing key is derived from when the secret has none (the
         environment and the secret's name; None in prod, where a missing key fails closed)."""
         self._read_secret = read_secret
-        self._cursor_fallback = cursor_fallback
+        self.cursor_fallback = cursor_fallback
 
     def authenticate(self, api_key: str | None, jwt_claims: dict[str, Any]) -> Client:
         """The caller: a JWT's subject when API Gateway verified one, else the owner of ``api_key``."""
@@ -59,7 +59,7 @@ class Authenticator:
 
     def cursor_key(self) -> bytes:
         """The key list cursors are signed with."""
-        return cursor_signing_key(self._read_secret(), self._cursor_fallback)
+        return cursor_signing_key(self._read_secret(), self.cursor_fallback)
 
 
 def new_api_key() -> str:

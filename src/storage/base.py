@@ -143,6 +143,11 @@ class BucketBound(_Bound):
                 return None
             raise
 
+    def ping(self) -> None:
+        """``HeadBucket``: proves the bucket answers and we may list it; raises if not (no retries: a health
+        probe must be quick, and its caller times it out)."""
+        self.client.head_bucket(Bucket=self.bucket)
+
     def stored_sha256(self, key: str) -> str | None:
         """The ``sha256`` metadata our writes record on an object (None: no object, or no digest): how a
         write whose answer was lost is recognised by its effect, without reading the object."""

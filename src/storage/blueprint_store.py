@@ -50,7 +50,3 @@ class BlueprintStore(BucketBound):
             landed=lambda: self.stored_sha256(key) == sha256_hex or None,
             refusals=("PreconditionFailed", "ConditionalRequestConflict"),
         )
-
-    def ping(self) -> None:
-        """``HeadBucket``: proves the bucket answers and we may list it; raises if not."""
-        self.client.head_bucket(Bucket=self.bucket)

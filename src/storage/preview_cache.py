@@ -37,6 +37,10 @@ class PreviewCache(TableBound):
             return None
         return entry
 
+    def ping(self) -> None:
+        """One cheap read of a key no entry has: proves the table answers; raises if it does not."""
+        self.client.get_item(TableName=self.table_name, Key={"blueprint_hash": {"S": "__health_probe__"}})
+
     def put(self, owner_id: str, blueprint_hash: str, entry: dict[str, Any]) -> None:
         """Store ``entry`` as ``owner_id``'s for the blueprint (replacing their earlier one)."""
         scoped = {**entry, "blueprint_hash": preview_key(owner_id, blueprint_hash), "owner_id": owner_id}

@@ -65,6 +65,20 @@ class TtlCache(Generic[V]):
             self._entries[key] = _Entry(value, now + self.ttl_seconds)
         return value
 
+    def refresh(self, key: str, load: Callable[[], V]) -> bool:
+        """Load ``key`` now, fresh or not (a health probe). True when it loaded; False when it could not
+        (``ServiceUnavailable``) but a cached value would still serve; raises when nothing would."""
+        now = self._clock()
+        try:
+            value = load()
+        except ServiceUnavailable:
+            if key not in self._entries:
+                raise
+            return False
+        with self._lock:
+            self._entries[key] = _Entry(value, now + self.ttl_seconds)
+        return True
+
     def invalidate(self, key: str | None = None) -> None:
         with self._lock:
             if key is None:

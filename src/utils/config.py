@@ -54,6 +54,11 @@ class ConfigStore(Generic[C]):
             logger.error(str(ConfigurationError(problem)), extra={"config_path": self.path})
         return config
 
+    def probe(self) -> bool:
+        """Read the parameters now (``TtlCache.refresh``): True if they answered, False if only the cached
+        configuration would serve; raises if nothing would."""
+        return self._cache.refresh(self.path, self._load)
+
     def invalidate(self) -> None:
         self._cache.invalidate()
 

@@ -75,6 +75,11 @@ class SecretsStore:
             raise SecretNotJson(name)
         return value
 
+    def probe(self, name: str) -> bool:
+        """Read the secret now (``TtlCache.refresh``): True if it answered, False if only the cached value
+        would serve; raises if nothing would."""
+        return self._cache.refresh(name, lambda: self._fetch(name))
+
     def invalidate(self, name: str | None = None) -> None:
         self._cache.invalidate(name)
 

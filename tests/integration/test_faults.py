@@ -248,7 +248,9 @@ def test_secrets_manager_outage_with_nothing_cached_is_503_on_every_authenticate
     assert_unavailable(invoke("GET", "/api/v1/jobs", api_key="ldk_not_a_key_anyone_has"))
     assert secrets_manager.calls["get_secret_value"] == 6 * 3, "each request: one attempt and two retries"
     assert sum(clock.sleeps) < 6 * 2, "short retries: the secret is small and the client is waiting"
-    assert invoke("GET", "/health").status == 200, "health needs no key"
+    health = invoke("GET", "/health")  # no key needed, and it tells the truth: requests would fail
+    assert (health.status, health.data["status"]) == (503, "unhealthy")
+    assert health.data["services"]["secret"]["status"] == "unhealthy"
     assert_error(invoke("GET", "/api/v1/jobs", api_key=None), 401, "UNAUTHORIZED")  # no key: no need to look
 
     aws_clients.reset_clients()  # Secrets Manager is back

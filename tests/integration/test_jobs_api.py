@@ -46,7 +46,14 @@ def test_health_reports_each_dependency(aws: Stack) -> None:
     reply = invoke("GET", "/health")
     assert reply.status == 200
     assert reply.data["status"] == "healthy"
-    assert set(reply.data["services"]) == {"dynamodb", "s3"}
+    assert set(reply.data["services"]) == {
+        "jobs_table",
+        "blueprints_bucket",
+        "cache_bucket",
+        "preview_cache",
+        "secret",
+        "parameters",
+    }
     assert all(s["status"] == "healthy" for s in reply.data["services"].values())
 
 
@@ -55,8 +62,8 @@ def test_health_is_503_when_a_dependency_is_gone(aws: Stack, dynamodb: Any) -> N
     reply = invoke("GET", "/health")
     assert reply.status == 503
     assert reply.data["status"] == "unhealthy"
-    assert reply.data["services"]["dynamodb"]["status"] == "unhealthy"
-    assert reply.data["services"]["s3"]["status"] == "healthy"
+    assert reply.data["services"]["jobs_table"]["status"] == "unhealthy"
+    assert reply.data["services"]["blueprints_bucket"]["status"] == "healthy"
     assert JOBS not in reply.raw["body"], "names of tables never reach clients"
 
 

@@ -30,7 +30,7 @@ def test_without_a_usable_key_dev_derives_one_and_prod_fails_closed(secret: dict
 @pytest.mark.parametrize(("environment", "fails"), [("dev", False), ("prod", True)])
 def test_the_dependencies_give_prod_no_fallback(environment: str, fails: bool) -> None:
     deps = Dependencies(make_settings(environment=environment))
-    deps.auth = Authenticator(lambda: {"keys": {}}, deps.auth._cursor_fallback)
+    deps.auth = Authenticator(lambda: {"keys": {}}, deps.auth.cursor_fallback)
     if fails:
         with pytest.raises(CursorKeyMissing):
             deps.auth.cursor_key()

@@ -14,8 +14,9 @@ OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 def health_check(request: Request, deps: Dependencies) -> dict[str, Any]:
+    """200 ``healthy`` or ``degraded`` (cached values still serve), 503 ``unhealthy`` (requests would fail)."""
     report = deps.health.check()
-    return ok(request, report, 200 if report["status"] == "healthy" else 503)
+    return ok(request, report, 503 if report["status"] == "unhealthy" else 200)
 
 
 def openapi_document(request: Request, deps: Dependencies) -> dict[str, Any]:
