@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * Health of the API and its dependencies
-         * @description Probes DynamoDB and S3 once each (no retries). Open: no API key.
+         * @description Checks every dependency a request needs — the jobs table, the blueprints and cache buckets, the API-keys secret, the runtime parameters — and the preview cache, in parallel with a 2 s timeout each. `degraded`: a dependency failed but requests still succeed (the cached secret or configuration serves; the preview cache is optional); `unhealthy`: requests would fail. The report is reused for 10 s per Lambda container, so polling it does not multiply AWS calls. Open: no API key.
          */
         get: operations["getHealth"];
         put?: never;
@@ -256,7 +256,7 @@ export interface components {
         };
         /** @description A job as `GET`, `DELETE` and the list show it. */
         Job: components["schemas"]["JobFields"];
-        /** @description A job as creation answers it: always `pending`, with `preview` when a job with the same bytes completed within the last hour. */
+        /** @description A job as creation answers it: always `pending`, with `preview` when one of the caller's own jobs with the same bytes completed within the last hour; another client's job never gives one. */
         CreatedJob: {
             /** @constant */
             status?: "pending";
@@ -314,13 +314,13 @@ export interface components {
         };
         ServiceHealth: {
             /** @enum {string} */
-            status: "healthy" | "unhealthy";
+            status: "healthy" | "degraded" | "unhealthy";
             latency_ms: number;
         };
         Health: {
             /** @enum {string} */
-            status: "healthy" | "unhealthy";
-            /** @description Per dependency, named by kind (`dynamodb`, `s3`), never by resource name. */
+            status: "healthy" | "degraded" | "unhealthy";
+            /** @description Per dependency, named by role (`jobs_table`, `blueprints_bucket`, `cache_bucket`, `preview_cache`, `secret`, `parameters`), never by resource name. */
             services: {
                 [key: string]: components["schemas"]["ServiceHealth"];
             };
@@ -362,7 +362,7 @@ export interface components {
             /** @description The file's name, made safe before use. */
             filename?: string | null;
             format: components["schemas"]["BlueprintFormat"];
-            /** @description The file's size in bytes; over `max-upload-bytes` (default 52428800, 50 MB) is 413 `FILE_TOO_LARGE`. */
+            /** @description The file's size in bytes, exactly: the presigned POST's policy accepts a file of this size only, and finalising checks the object's size against it again (400 `INVALID_REQUEST`, `details.field` `size`); over `max-upload-bytes` (default 52428800, 50 MB) is 413 `FILE_TOO_LARGE`. */
             size: number;
         };
         FeedbackRequest: {
@@ -394,7 +394,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`), `INVALID_JOB_ID` or `INVALID_CURSOR`. */
+        /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`; a file whose signature matches but whose structure does not — a PNG without a valid IHDR, a JPEG without a frame header before its scan, a PDF without a version header at its start or `%%EOF` at its end — is `detected_format: "unknown"` with `details.reason`), `INVALID_JOB_ID` (not the id format, or a timestamp that is no real UTC time) or `INVALID_CURSOR`. Input echoed in `details` is cut to 100 characters. */
         BadRequest: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -550,7 +550,7 @@ export interface components {
         CorrelationId: string;
         /** @description Makes the request safe to retry: the same key and the same request within 24 hours replays the first response (`Idempotent-Replayed: true`); a different request is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is running, 409 `IDEMPOTENCY_IN_PROGRESS`. Scoped to the client. 1 to 255 visible ASCII characters (a UUID is a good choice); anything else is 400 `INVALID_REQUEST`. */
         IdempotencyKey: string;
-        /** @description The file's name when the body is the raw file (`image/png`, `image/jpeg`, `application/pdf`); ignored otherwise. */
+        /** @description The file's name when the body is the raw file (`image/png`, `image/jpeg`, `application/pdf`); ignored otherwise, though still held to its 1024 characters on every body kind. */
         RawFilename: string;
         /** @description Page size. */
         Limit: number;
@@ -602,7 +602,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every dependency answered. */
+            /** @description Requests succeed: `data.status` is `healthy`, or `degraded` when a failing dependency's cached value still serves (see `data.services`). */
             200: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -612,14 +612,14 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HealthEnvelope"] & {
                         data?: {
-                            /** @constant */
-                            status?: "healthy";
+                            /** @enum {unknown} */
+                            status?: "healthy" | "degraded";
                         };
                     };
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
-            /** @description A dependency failed (`data.status` is `unhealthy`; see `data.services`). The body is a success envelope: the health check itself worked. */
+            /** @description Requests would fail (`data.status` is `unhealthy`; see `data.services`). The body is a success envelope: the health check itself worked. */
             503: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -687,7 +687,7 @@ export interface operations {
     createJob: {
         parameters: {
             query?: {
-                /** @description The file's name when the body is the raw file (`image/png`, `image/jpeg`, `application/pdf`); ignored otherwise. */
+                /** @description The file's name when the body is the raw file (`image/png`, `image/jpeg`, `application/pdf`); ignored otherwise, though still held to its 1024 characters on every body kind. */
                 filename?: components["parameters"]["RawFilename"];
             };
             header?: {
@@ -709,7 +709,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The job, `pending`, with `preview` when the same bytes completed within the hour. */
+            /** @description The job, `pending`, with `preview` when one of the caller's own jobs with the same bytes completed within the hour (never from another client's job). */
             201: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
