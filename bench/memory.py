@@ -178,7 +178,7 @@ class Workloads:
             json.dumps({"filename": "plan.pdf", "format": "pdf", "size": size}).encode(),
         )
         ticket = self.invoke(event)
-        content = samples.pdf() + b"\0" * (size - len(samples.pdf()))
+        content = samples.pdf(b"x" * (size - len(samples.pdf()) - 2))  # a comment line: "%" + filler + "\n"
         posted = requests.post(ticket["url"], data=ticket["fields"], files={"file": ("plan.pdf", content)}, timeout=120)
         posted.raise_for_status()
         return str(ticket["upload_id"])

@@ -23,7 +23,8 @@ def make_blueprint(fmt: str, rng: random.Random, samples: dict[str, bytes]) -> b
     if fmt == "jpg":  # a COM segment right after SOI
         comment = noise[:65000]
         return sample[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + sample[2:]
-    return sample + b"% " + noise + b"\n"  # a PDF comment after %%EOF
+    at = sample.rindex(b"startxref")  # a PDF comment before it: offsets stay right, %%EOF stays at the end
+    return sample[:at] + b"% " + noise + b"\n" + sample[at:]
 
 
 def load_samples() -> dict[str, bytes]:

@@ -37,12 +37,15 @@ class HealthService:
         self,
         probes: dict[str, Probe],
         *,
+        prepare: Callable[[], None] | None = None,
         clock: MonotonicClock = monotonic,
         cache_seconds: float = CACHE_SECONDS,
         timeout_seconds: float = PROBE_TIMEOUT_SECONDS,
     ) -> None:
-        """``probes``: dependency -> a cheap call returning HEALTHY or DEGRADED, raising when it is down."""
+        """``probes``: dependency -> a cheap call returning HEALTHY or DEGRADED, raising when it is down;
+        ``prepare``: run before the probes' time starts (creating their clients is not their latency)."""
         self.probes = probes
+        self._prepare = prepare
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._timeout = timeout_seconds
@@ -59,6 +62,11 @@ class HealthService:
             return self._report
 
     def _run(self) -> dict[str, Any]:
+        if self._prepare is not None:
+            try:
+                self._prepare()
+            except Exception:  # then the probes meet the same failure and report it
+                logger.warning("health probe set-up failed", exc_info=True)
         pool = ThreadPoolExecutor(max_workers=len(self.probes), thread_name_prefix="health")
         started = time.perf_counter()
         futures = {name: pool.submit(_timed, probe) for name, probe in self.probes.items()}

@@ -129,6 +129,7 @@ PRESIGNED = """async ([key, size]) => {
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, Math.min(size, i + 65536)));
   bytes.set(new TextEncoder().encode("%PDF-1.7\\n"), 0);
+  bytes.set(new TextEncoder().encode("\\n%%EOF\\n"), size - 7);  // a PDF ends with %%EOF (the API checks)
   const file = new File([bytes], "twelve-megabytes.pdf", {type: "application/pdf"});
   const hash = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
     (b) => b.toString(16).padStart(2, "0")).join("");

@@ -96,7 +96,8 @@ def test_jobs_without_an_owner_are_visible_to_nobody(aws: Stack, dynamodb: Any) 
 def test_another_clients_upload_is_not_found(aws: Stack, s3: Any) -> None:
     import requests
 
-    ticket = invoke("POST", "/api/v1/uploads", json_body={"filename": "p.pdf", "format": "pdf", "size": 200}).data
+    size = len(samples.pdf())
+    ticket = invoke("POST", "/api/v1/uploads", json_body={"filename": "p.pdf", "format": "pdf", "size": size}).data
     requests.post(ticket["url"], data=ticket["fields"], files={"file": ("p.pdf", samples.pdf())}, timeout=30)
     body = {"blueprint": {"upload_id": ticket["upload_id"]}}
     assert_error(invoke("POST", "/api/v1/jobs", json_body=body, api_key=OTHER_API_KEY), 404, "UPLOAD_NOT_FOUND")

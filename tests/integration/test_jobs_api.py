@@ -44,8 +44,8 @@ def stored_jobs(dynamodb: Any) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------- health
 def test_health_reports_each_dependency(aws: Stack) -> None:
     reply = invoke("GET", "/health")
-    assert reply.status == 200
-    assert reply.data["status"] == "healthy"
+    assert reply.status == 200, reply.data
+    assert reply.data["status"] == "healthy", reply.data
     assert set(reply.data["services"]) == {
         "jobs_table",
         "blueprints_bucket",
@@ -54,7 +54,7 @@ def test_health_reports_each_dependency(aws: Stack) -> None:
         "secret",
         "parameters",
     }
-    assert all(s["status"] == "healthy" for s in reply.data["services"].values())
+    assert all(s["status"] == "healthy" for s in reply.data["services"].values()), reply.data
 
 
 def test_health_is_503_when_a_dependency_is_gone(aws: Stack, dynamodb: Any) -> None:
