@@ -265,6 +265,7 @@ describe("the other calls", () => {
   test("health answers without a key", async () => {
     const health = await createClient({ baseUrl: api.url, apiKey: "" }).health();
     assert.equal(health.status, "healthy");
-    assert.ok(health.services.dynamodb);
+    assert.ok(health.services.jobs_table);
+    assert.equal(health.services.secret?.status, "healthy");
   });
 });
