@@ -141,6 +141,21 @@ def test_other_errors_propagate_even_with_an_old_value(error: Exception) -> None
     assert caught.value is error
 
 
+def test_refresh_loads_now_and_says_whether_a_cached_value_had_to_serve() -> None:
+    """What the health check asks: can the value be read now, and if not, would the cache still serve?"""
+    clock = FakeClock()
+    cache: TtlCache[str] = TtlCache(60, clock=clock)
+    with pytest.raises(ServiceUnavailable):
+        cache.refresh("k", Loader(ServiceUnavailable()))  # down, nothing cached: requests would fail
+    assert cache.refresh("k", Loader("v1")) is True
+    assert cache.refresh("k", Loader(ServiceUnavailable())) is False  # down, but v1 serves
+    assert cache.get("k", Loader("unused")) == "v1"
+    assert cache.refresh("k", Loader("v2")) is True  # fresh or not, it reads now
+    assert cache.get("k", Loader("unused")) == "v2"
+    with pytest.raises(ConfigurationError):
+        cache.refresh("k", Loader(ConfigurationError("broken")))  # not an outage: no cached excuse
+
+
 def test_invalidate_forces_a_reload() -> None:
     clock = FakeClock()
     cache: TtlCache[str] = TtlCache(60, clock=clock)
