@@ -20,15 +20,12 @@ configuration does in ``local_api.gateway_cors``.
 
 from __future__ import annotations
 
-import email.parser
-import io
 import json
 import os
-import re
 import socket
 import sys
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +43,19 @@ from local_api.gateway_event import (
     route_key,
     to_http,
 )
+from local_api.http_reader import (
+    MAX_HEADER_BYTES,
+    MAX_LAMBDA_PAYLOAD_BYTES,
+    BadRequest,
+    RequestReader,
+)
 from local_api.provision import provision, provision_api_keys
 
 __all__ = [
     "LOCAL_ACCOUNT",
     "LOCAL_API_ID",
+    "MAX_HEADER_BYTES",
+    "MAX_LAMBDA_PAYLOAD_BYTES",
     "ROUTES",
     "LambdaContext",
     "LocalApiServer",
@@ -62,13 +67,6 @@ __all__ = [
     "to_http",
 ]
 
-#: API Gateway's limits (the contract's Transport section).
-MAX_HEADER_BYTES = 10 * 1024
-MAX_LAMBDA_PAYLOAD_BYTES = 6_291_456
-#: An oversized body is read and dropped up to this much before answering 413 (then the connection closes).
-MAX_DRAINED_BYTES = 64 * 1024 * 1024
-#: Oversized headers are read and dropped up to this much before answering 431 (then the connection closes).
-MAX_DRAINED_HEADER_BYTES = 1024 * 1024
 #: Pending connections the kernel queues before accept (Python's default of 5 resets a burst of clients;
 #: API Gateway takes bursts of thousands). Linux caps it at net.core.somaxconn (4096 by default).
 LISTEN_BACKLOG = 1024
@@ -88,11 +86,7 @@ def transport_error(error: Any) -> Response:
     return to_http(errors.failure(error, request_id, request_id))
 
 
-class _BadRequest(Exception):
-    """The request cannot be read as HTTP/1.1 (answered 400 ``INVALID_REQUEST``, then the connection closes)."""
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(RequestReader):
     protocol_version = "HTTP/1.1"
     server_version = "LocationDetectionLocal/1"
     #: Socket timeout: a client that stops sending mid-request (or idles on keep-alive) frees its thread.
@@ -104,82 +98,6 @@ class _Handler(BaseHTTPRequestHandler):
     quiet = False
     aws_endpoint_url = ""  # for the explorer page's Content-Security-Policy
     cors = GatewayCors(("*",), (), (), ())  # make_server sets the template's
-
-    def handle_one_request(self) -> None:
-        """One request, read within API Gateway's limits (http.server's own allow 64 KB lines and refuse
-        more than 100 headers, answering in HTML)."""
-        self._origin: str | None = None  # for the CORS headers of an answer made here
-        try:
-            self.raw_requestline = self.rfile.readline(MAX_HEADER_BYTES + 1)
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if len(self.raw_requestline) > MAX_HEADER_BYTES:
-                self.requestline, self.request_version, self.command = "", "", ""
-                self._skip_header_block(self.raw_requestline)
-                self.send_error(431)
-                return
-            if self.parse_request():
-                self._dispatch()
-            self.wfile.flush()
-        except TimeoutError:
-            self.close_connection = True
-        except (ConnectionResetError, BrokenPipeError):
-            self.close_connection = True
-
-    def parse_request(self) -> bool:
-        """The base class parses the request line; the header block is read here, counted against 10 KB."""
-        real_rfile = self.rfile
-        self.rfile = io.BytesIO(b"\r\n")  # an empty header block for the base class
-        try:
-            if not super().parse_request():
-                return False
-        finally:
-            self.rfile = real_rfile
-        lines = self._read_header_lines()
-        if lines is None:
-            self.send_error(431)
-            return False
-        self.headers = email.parser.Parser(_class=self.MessageClass).parsestr(b"".join(lines).decode("iso-8859-1"))
-        self._origin = self.headers.get("Origin")
-        connection = self.headers.get("Connection", "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
-        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
-            return bool(self.handle_expect_100())
-        return True
-
-    def _read_header_lines(self, counted: int | None = None) -> list[bytes] | None:
-        """Header (or trailer) lines; None when they and the ``counted`` bytes before them (the request
-        line by default) exceed 10 KB: the rest of the block is then dropped."""
-        total = len(self.raw_requestline) if counted is None else counted
-        lines: list[bytes] = []
-        while True:
-            line = self.rfile.readline(MAX_HEADER_BYTES + 1)
-            total += len(line)
-            if total > MAX_HEADER_BYTES:
-                self._skip_header_block(line)
-                return None
-            if line in (b"\r\n", b"\n", b""):
-                return lines
-            self._note_origin(line)
-            lines.append(line)
-
-    def _skip_header_block(self, last: bytes) -> None:
-        """Read on to the end of the header block (bounded), so the client reads our 431 instead of a reset."""
-        self.close_connection = True
-        seen = len(last)
-        while last not in (b"\r\n", b"\n", b"") and seen < MAX_DRAINED_HEADER_BYTES:
-            last = self.rfile.readline(MAX_HEADER_BYTES + 1)
-            seen += len(last)
-            self._note_origin(last)
-
-    def _note_origin(self, line: bytes) -> None:
-        """Remember an ``Origin`` header seen in a block that will not be parsed (it is too large)."""
-        if line[:7].lower() == b"origin:" and self._origin is None:
-            self._origin = line[7:].decode("iso-8859-1").strip()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What http.server answers itself (a malformed request line, an HTTP version it does not speak,
@@ -201,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             body = self._read_body()
-        except _BadRequest as exc:
+        except BadRequest as exc:
             self.close_connection = True
             self._send(*self._local_error(InvalidRequest(str(exc))))
             return
@@ -233,41 +151,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._dispatch
         raise AttributeError(name)
 
-    def _declared_length(self) -> int:
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            return 0
-        if not raw.strip().isdigit():  # "abc", "-1", "1,2": a request no proxy would pass on
-            raise _BadRequest("The Content-Length header is not a length")
-        return int(raw)
-
-    def _read_body(self) -> bytes | None:
-        """The body, or None when it is over the limit (the connection is then closed)."""
-        if self.headers.get("Transfer-Encoding"):
-            if self.headers.get("Content-Length") is not None:  # RFC 9112, 6.3: a smuggling attempt
-                raise _BadRequest("A request may not carry both Transfer-Encoding and Content-Length")
-            if self.headers["Transfer-Encoding"].strip().lower() != "chunked":
-                raise _BadRequest("Only the chunked transfer coding is accepted")
-            return self._read_chunked()
-        length = self._declared_length()
-        if length > MAX_LAMBDA_PAYLOAD_BYTES:
-            self._drain(length)
-            return None
-        body = self.rfile.read(length) if length > 0 else b""
-        if len(body) < length:
-            raise _BadRequest("The body is shorter than its Content-Length")
-        return body
-
-    def _drain(self, length: int) -> None:
-        """Read and drop an oversized body (up to a bound) so the client sees our 413, not a reset."""
-        self.close_connection = True
-        left = min(length, MAX_DRAINED_BYTES)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                return
-            left -= len(chunk)
-
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` (curl sends it for large bodies): refuse oversized ones up front."""
         from utils.errors import PayloadTooLarge
@@ -278,25 +161,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*self._local_error(PayloadTooLarge(_TOO_LARGE)))
             return False
         return bool(super().handle_expect_100())
-
-    def _read_chunked(self) -> bytes | None:
-        """A chunked body (RFC 9112, 7.1); a malformed one is ``_BadRequest``, an oversized one None."""
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size = _chunk_size(self.rfile.readline(1024))
-            if size == 0:
-                if self._read_header_lines(counted=0) is None:
-                    raise _BadRequest("The chunked body's trailer is too large")
-                return b"".join(chunks)
-            total += size
-            if total > MAX_LAMBDA_PAYLOAD_BYTES:
-                self._drain(MAX_DRAINED_BYTES)
-                return None
-            chunk = self.rfile.read(size)
-            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise _BadRequest("A chunk of the chunked body is shorter than its size")
-            chunks.append(chunk)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, cors: bool = True) -> None:
         """Write a response; ``cors``: with the CORS headers API Gateway's configuration gives it."""
@@ -316,17 +180,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not self.quiet:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
-
-
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")  # up to 4 GB a chunk: more than any body we take
-
-
-def _chunk_size(line: bytes) -> int:
-    """A chunk-size line (hex digits, optional ``;extensions``) as a number, else ``_BadRequest``."""
-    digits = line.split(b";", 1)[0].strip()
-    if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(digits):
-        raise _BadRequest("The chunked body has an invalid chunk size")
-    return int(digits, 16)
 
 
 class LocalApiServer(ThreadingHTTPServer):
