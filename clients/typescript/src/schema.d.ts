@@ -461,7 +461,7 @@ export interface components {
                 };
             };
         };
-        /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the body is over the Lambda payload limit; send large files with `POST /api/v1/uploads`). Request line and headers over 10 KB are 431 `HEADERS_TOO_LARGE` on any operation. */
+        /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the body is over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
         PayloadTooLarge: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -538,6 +538,22 @@ export interface components {
                     error?: {
                         /** @enum {unknown} */
                         code?: "SERVICE_UNAVAILABLE";
+                    };
+                };
+            };
+        };
+        /** @description `HEADERS_TOO_LARGE`: the request line and headers are over 10 KB (a long query counts: a 1024-character `filename` of 4-byte characters is 12 KB once percent-encoded). The local API answers this itself; deployed, API Gateway refuses such a request before the function, with its own body. */
+        HeadersTooLarge: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"] & {
+                    error?: {
+                        /** @enum {unknown} */
+                        code?: "HEADERS_TOO_LARGE";
                     };
                 };
             };
@@ -619,6 +635,7 @@ export interface operations {
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
             /** @description Requests would fail (`data.status` is `unhealthy`; see `data.services`). The body is a success envelope: the health check itself worked. */
             503: {
                 headers: {
@@ -680,6 +697,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -729,6 +747,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -763,6 +782,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -798,6 +818,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -845,6 +866,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -892,6 +914,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
+            431: components["responses"]["HeadersTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -923,6 +946,7 @@ export interface operations {
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
+            431: components["responses"]["HeadersTooLarge"];
         };
     };
 }
