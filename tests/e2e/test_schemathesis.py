@@ -64,6 +64,7 @@ def test_schemathesis_finds_nothing(local_server: LocalServer) -> None:
         check=False,
     )
     summary = result.stdout[result.stdout.find("SUMMARY") :] if "SUMMARY" in result.stdout else result.stdout[-3000:]
+    print(summary)  # the seed and the counts, for `pytest -s` / `-rP` (make fuzz): a random run can be replayed
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "passed" in summary
     assert "failures" not in summary.lower()
