@@ -19,9 +19,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from services.runtime_config import RuntimeConfig, parse_parameters
 from tests.infrastructure import rehearsal
 from tests.infrastructure.rehearsal import ACCOUNT, REGION, MotoStack
-from utils.config import RuntimeConfig, parse_parameters
 
 #: Every resource the translated template has, by logical id (a new resource must be added here, on
 #: purpose, with the assertions it needs), in all parameter sets; JWT_ONLY and PROD_ONLY where they differ.
@@ -61,6 +61,8 @@ EXPECTED_RESOURCES = {
             "CorsAllowedOriginsParameter",
             "PresignExpiryParameter",
             "DefaultPageSizeParameter",
+            "RateLimitPerMinuteParameter",
+            "RateLimitBurstParameter",
         ),
         "AWS::SSM::Parameter",
     ),
@@ -398,8 +400,9 @@ def test_the_runtime_parameters_exist_under_the_functions_path_and_parse(created
 
     config, problems = parse_parameters(raw, RuntimeConfig())
     assert problems == []
-    assert len(raw) == 5
+    assert len(raw) == 7
     assert config.allowed_formats == ("png", "jpg", "pdf")
+    assert (config.rate_limit_per_minute, config.rate_limit_burst) == (60, 20)
 
 
 def test_the_functions_role_is_lambdas_with_its_inline_policies_on_the_created_resources(created: MotoStack) -> None:
