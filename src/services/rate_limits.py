@@ -26,8 +26,11 @@ over ``now + tau`` the request is refused there and then (one call: a client ove
 least), else 2 runs. ``TAT`` only grows (while an item lives), so 2 refused means ``TAT > now + tau``, and
 its old values give it. At most two updates, no read, no read-modify-write race: each update is atomic.
 
-What the client is told, with ``d = max(TAT - now, 0)`` after the decision (integer microseconds
-throughout, so no float drift; ``T`` is rounded up, so rounding never grants more than the budget):
+Times are integer microseconds throughout: no float drift, and (unlike milliseconds, where ``60000 / 7``
+or ``60000 / 90`` would not be whole) every allowed budget's ``T`` is exact to under one part in 600. ``T``
+is rounded up, so rounding never grants more than the budget.
+
+What the client is told, with ``d = max(TAT - now, 0)`` after the decision:
 
 - ``remaining = max(0, burst - ceil(d / T))``: how many more would conform right now (the next ``k``
   conform iff ``d + (k - 1) * T <= tau``);
@@ -137,7 +140,7 @@ class RateLimiter:
         return Policy(group, self.config.rate_limit_per_minute, self.config.rate_limit_burst)
 
     def _now(self) -> int:
-        return int(self._clock() * SECOND_US)
+        return round(self._clock() * SECOND_US)  # the float's nearest microsecond (epoch seconds hold them)
 
     def spend(self, client_id: str, group: str) -> Standing:
         """Spend one request of the client's budget for ``group``; ``allowed`` False: over it."""
