@@ -232,6 +232,10 @@ def dev_api_keys() -> dict[str, tuple[str, str]]:
     return {key: (f"dev-client-{n}", f"local key {n}") for n, key in enumerate(keys, start=1)}
 
 
+#: ``make run`` variables provisioned as the local parameters' values (``rate-limit-*`` in Parameter Store).
+_RATE_LIMIT_PARAMETERS = {"RATE_LIMIT_PER_MINUTE": "RateLimitPerMinute", "RATE_LIMIT_BURST": "RateLimitBurst"}
+
+
 def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -245,6 +249,9 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     parameters = {"Environment": environment}
     if os.environ.get("CORS_ALLOWED_ORIGINS"):  # the template's CorsAllowedOrigins ("*" when unset)
         parameters["CorsAllowedOrigins"] = os.environ["CORS_ALLOWED_ORIGINS"]
+    for variable, parameter in _RATE_LIMIT_PARAMETERS.items():  # the template's defaults when unset
+        if os.environ.get(variable):
+            parameters[parameter] = os.environ[variable].strip()
     stack = Stack(load_template(), parameters, region=os.environ["AWS_DEFAULT_REGION"])
     provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     keys = dev_api_keys()

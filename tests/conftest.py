@@ -130,6 +130,23 @@ def invoke(
     return invoke_event(build_event(method, path, list(all_headers.items()), body or b""))
 
 
+#: A budget no test meets by accident (the rate-limit tests set their own, small, with ``set_rate_limit``).
+GENEROUS_RATE_LIMIT = (100_000, 10_000)
+
+
+def set_rate_limit(per_minute: int, burst: int) -> None:
+    """The emulated account's ``rate-limit-*`` parameters (inside the ``aws`` fixture); the next request
+    reads them, in a cold container (the configuration is cached per container)."""
+    import boto3
+
+    from api import dependencies
+
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    for name, value in (("rate-limit-per-minute", per_minute), ("rate-limit-burst", burst)):
+        ssm.put_parameter(Name=f"/location-detection/dev/{name}", Value=str(value), Type="String", Overwrite=True)
+    dependencies.reset()
+
+
 def create_body(content: bytes, fmt: str | None = "png", filename: str | None = "plan.png") -> dict[str, Any]:
     blueprint: dict[str, Any] = {"file": base64.b64encode(content).decode()}
     if fmt is not None:

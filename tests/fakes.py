@@ -115,3 +115,36 @@ class FakePreviewCache:
 
     def put(self, owner_id: str, blueprint_hash: str, entry: dict[str, Any]) -> None:
         self.entries[(owner_id, blueprint_hash)] = entry
+
+
+class FakeRateLimitStore:
+    """``storage.rate_limits.RateLimitStore``'s contract on a dict: the same two conditional updates (the
+    refused one leaves the item as it was), and ``peek``. ``calls`` counts the updates each spend made;
+    ``fail`` makes every call raise it (``LimiterUnavailable``, as the real store does after its retry)."""
+
+    def __init__(self) -> None:
+        self.tats: dict[str, int] = {}
+        self.calls: list[int] = []
+        self.fail: BaseException | None = None
+
+    def spend(self, key: str, *, now: int, interval: int, tolerance: int) -> Any:
+        from storage.rate_limits import Spend
+
+        if self.fail is not None:
+            raise self.fail
+        tat = self.tats.get(key)
+        if tat is None or tat < now:  # the first update's condition
+            self.tats[key] = now + interval
+            self.calls.append(1)
+            return Spend(True, now + interval)
+        if tat > now + tolerance:  # refused, and its old values say "over budget": no second update
+            self.calls.append(1)
+            return Spend(False, tat)
+        self.tats[key] = tat + interval  # the second update: tat BETWEEN now AND now + tolerance
+        self.calls.append(2)
+        return Spend(True, tat + interval)
+
+    def peek(self, key: str) -> int | None:
+        if self.fail is not None:
+            raise self.fail
+        return self.tats.get(key)

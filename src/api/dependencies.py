@@ -19,6 +19,7 @@ from services.job_creation import JobCreation
 from services.job_listing import JobListing
 from services.job_service import JobService
 from services.previews import PreviewService
+from services.rate_limits import RateLimiter
 from services.runtime_config import RuntimeConfig, config_store
 from services.upload_service import UploadService
 from storage import Stores
@@ -91,6 +92,9 @@ class Dependencies:
 
     def job_listing(self, config: RuntimeConfig | None = None) -> JobListing:
         return JobListing(self.stores.jobs_table, self.job_service(config), self.auth.cursor_key)
+
+    def rate_limiter(self, config: RuntimeConfig | None = None) -> RateLimiter:
+        return RateLimiter(self.stores.rate_limits, config or self.config())
 
 
 def _create_clients() -> None:

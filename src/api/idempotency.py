@@ -2,7 +2,8 @@
 response is kept and replayed (the rules are ``services.idempotency``'s).
 
 A replay is the first response (status, body, ``Location``, ``Content-Type``) with
-``Idempotent-Replayed: true``. A first response that is a 5xx is not kept, so a retry runs again.
+``Idempotent-Replayed: true``. A first response that is a 5xx or a 429 (over the rate limit: "not now",
+not an outcome) is not kept, so a retry runs again.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def run_idempotently(
         return _replay(attempt.replay)
     response = handle()
     try:
-        if response["statusCode"] >= 500:
+        if response["statusCode"] >= 500 or response["statusCode"] == 429:
             service.forget(attempt)
         else:
             service.keep(attempt, _keep(response))

@@ -5,7 +5,9 @@ In the order a request meets it: a request id, its log context (``api.observabil
 buffer (``utils.metrics.scope``); the event read into a ``Request`` (``api.http``); CORS preflight answered; the
 route matched (``api.routes``); the caller authenticated (``services.auth``) unless the route is public;
 the handler run under the request's ``Idempotency-Key`` where the route honours one (``api.idempotency``),
-every AWS call bounded by the Lambda's remaining time (``utils.retry.deadline``). Any exception becomes a
+after the client's rate-limit budget is spent where the route has one (``api.rate_limits``: a replay is
+answered before the spend, so it spends nothing), every AWS call bounded by the Lambda's remaining time
+(``utils.retry.deadline``). Any exception becomes a
 response in one place, ``api.errors.error_response``; every response then gets the envelope headers
 and CORS (``api.cors``).
 """
@@ -20,6 +22,7 @@ from api.dependencies import Dependencies
 from api.errors import error_response
 from api.http import Request, envelope_headers, new_request_id, no_content
 from api.idempotency import run_idempotently
+from api.rate_limits import Budget
 from api.routes import Route
 from utils import logging as log
 from utils import metrics, retry
@@ -80,17 +83,34 @@ def _respond(event: Any, context: Any, request_id: str) -> tuple[Request | None,
 
 
 def _run(route: Route, request: Request, deps: Dependencies) -> dict[str, Any]:
-    """Authenticate, then run the route (under its Idempotency-Key, if it honours one)."""
+    """Authenticate, then run the route (under its rate limit and its Idempotency-Key, if it has them)."""
     if not route.public:
         client = deps.auth.authenticate(request.header("x-api-key"), request.jwt_claims)
         request.client_id = client.client_id
         log.bind(client_id=client.client_id)
-    if not route.idempotent:
+    if route.rate_limit is None:
+        return _dispatch(route, request, deps, None)
+    budget = Budget(route.rate_limit, request, deps)
+    try:
+        response = _dispatch(route, request, deps, budget)
+    except Exception as exc:  # answered here, so the error carries the budget's headers too
+        response = error_response(exc, request.request_id, request.correlation_id)
+    response["headers"].update(budget.headers())
+    return response
+
+
+def _dispatch(route: Route, request: Request, deps: Dependencies, budget: Budget | None) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        if budget is not None:
+            budget.spend()
         return route.handler(request, deps)
+
+    if not route.idempotent:
+        return run()
 
     def handle() -> dict[str, Any]:  # errors become responses here, so a 4xx outcome is kept too
         try:
-            return route.handler(request, deps)
+            return run()
         except Exception as exc:
             return error_response(exc, request.request_id, request.correlation_id)
 

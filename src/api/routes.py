@@ -23,9 +23,18 @@ class Route:
     """One row of the table. (A plain class: every class is built at each cold start, a dataclass costs
     ten times as much; bench/findings.md.)"""
 
-    __slots__ = ("handler", "idempotent", "method", "public", "template")
+    __slots__ = ("handler", "idempotent", "method", "public", "rate_limit", "template")
 
-    def __init__(self, method: str, template: str, handler: Handler, *, public: bool = False, idempotent: bool = False):
+    def __init__(
+        self,
+        method: str,
+        template: str,
+        handler: Handler,
+        *,
+        public: bool = False,
+        idempotent: bool = False,
+        rate_limit: str | None = None,
+    ):
         self.method = method
         self.template = template
         self.handler = handler
@@ -33,17 +42,19 @@ class Route:
         self.public = public
         #: Honours Idempotency-Key.
         self.idempotent = idempotent
+        #: The client's budget (``services.rate_limits`` group) each request spends; None: unlimited.
+        self.rate_limit = rate_limit
 
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", system.health_check, public=True),
     Route("GET", "/api/v1/openapi.json", system.openapi_document, public=True),
     Route("GET", "/api/v1/jobs", jobs.list_jobs),
-    Route("POST", "/api/v1/jobs", jobs.create_job, idempotent=True),
+    Route("POST", "/api/v1/jobs", jobs.create_job, idempotent=True, rate_limit="jobs"),
     Route("GET", "/api/v1/jobs/{job_id}", jobs.get_job),
     Route("DELETE", "/api/v1/jobs/{job_id}", jobs.cancel_job),
     Route("POST", "/api/v1/jobs/{job_id}/feedback", feedback.submit_feedback),
-    Route("POST", "/api/v1/uploads", uploads.create_upload, idempotent=True),
+    Route("POST", "/api/v1/uploads", uploads.create_upload, idempotent=True, rate_limit="uploads"),
 )
 
 

@@ -11,6 +11,11 @@ and why, and its default is used.
 | ``cors-allowed-origins`` | comma list of origins, or ``*`` | the ``CORS_ALLOWED_ORIGINS`` variable |
 | ``presign-expiry-seconds`` | integer, 60..3600 | 900 |
 | ``default-page-size`` | integer, 1..100 | 20 |
+| ``rate-limit-per-minute`` | integer, 1..100000: each client's requests a minute, per route group | 60 |
+| ``rate-limit-burst`` | integer, 1..10000: how many of them may come at once | 20 |
+
+The rate limits apply to ``POST /api/v1/jobs`` and ``POST /api/v1/uploads``, a budget each
+(``services.rate_limits``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class RuntimeConfig:
     cors_allowed_origins: tuple[str, ...] = ("*",)
     presign_expiry_seconds: int = 900
     default_page_size: int = 20
+    rate_limit_per_minute: int = 60
+    rate_limit_burst: int = 20
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -73,6 +80,10 @@ PARAMETERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "cors-allowed-origins": ("cors_allowed_origins", _origins),
     "presign-expiry-seconds": ("presign_expiry_seconds", _int_in(60, 3600)),
     "default-page-size": ("default_page_size", _int_in(1, 100)),
+    # Up to 100000 a minute (an interval of 600 microseconds, rounded up by under 1 in 600) and bursts of
+    # 10000: room for load tests; a 0 or a typo must not switch the limit off (the default applies).
+    "rate-limit-per-minute": ("rate_limit_per_minute", _int_in(1, 100_000)),
+    "rate-limit-burst": ("rate_limit_burst", _int_in(1, 10_000)),
 }
 
 

@@ -13,14 +13,15 @@ from storage.cache_store import CacheStore
 from storage.idempotency_store import IdempotencyStore
 from storage.jobs_table import JobsTable
 from storage.preview_cache import PreviewCache
+from storage.rate_limits import RateLimitStore
 from storage.upload_claims import UploadClaims
 from storage.upload_store import UploadStore
 
 
 class Stores:
-    """The API's tables and buckets (clients inside are created lazily). The jobs table holds three kinds
+    """The API's tables and buckets (clients inside are created lazily). The jobs table holds four kinds
     of item, each with its own store bound to the same table: job records, upload claims, idempotency
-    records; the blueprints bucket holds job blueprints and uploads."""
+    records, rate-limit states; the blueprints bucket holds job blueprints and uploads."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class Stores:
         self.jobs_table = JobsTable(jobs_table, dynamodb)
         self.claims = UploadClaims(jobs_table, dynamodb)
         self.idempotency = IdempotencyStore(jobs_table, dynamodb)
+        self.rate_limits = RateLimitStore(jobs_table, dynamodb)
         self.previews = PreviewCache(preview_table, dynamodb)
         self.blueprints = BlueprintStore(blueprints_bucket, s3)
         self.uploads = UploadStore(blueprints_bucket, s3)

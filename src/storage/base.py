@@ -54,6 +54,7 @@ def conditional_write(
     refused: Callable[[Refusal], T],
     landed: Callable[[], T | None] | None = None,
     refusals: Collection[str] = CONDITIONAL_CHECK_FAILED,
+    policy: retry.RetryPolicy = retry.DEFAULT_POLICY,
 ) -> T:
     """Send ``write`` through the retry layer and say what came of it, in one of three ways:
 
@@ -64,7 +65,8 @@ def conditional_write(
       the answer if it is there (None: it is not); without ``landed``, or when the write is not there or
       the look fails too, the outage stands.
 
-    Any other AWS error is raised unchanged.
+    Any other AWS error is raised unchanged. ``policy``: how hard to retry (a store on the request's hot
+    path whose failure the service tolerates, like the rate limiter, gives up sooner).
     """
     attempts = 0
 
@@ -74,7 +76,7 @@ def conditional_write(
         return write()
 
     try:
-        response = retry.call(operation, attempt)
+        response = retry.call(operation, attempt, policy=policy)
     except ServiceUnavailable as outage:
         if landed is None:
             raise

@@ -116,6 +116,11 @@ def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> Lo
             "PYTHONUNBUFFERED": "1",
             "LOCAL_API_STATE": str(state),
             "DEV_API_KEYS": ",".join(LOCAL_KEYS),
+            # A budget no e2e test meets by accident: schemathesis and the clients' tests exercise the
+            # handlers, not the limiter (a 429 would stop them short); tests/e2e/test_rate_limits_http.py
+            # starts a server with a small one.
+            "RATE_LIMIT_PER_MINUTE": "100000",
+            "RATE_LIMIT_BURST": "10000",
             **(extra_env or {}),
         }
     )

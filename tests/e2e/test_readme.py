@@ -50,6 +50,8 @@ def test_readme_curl_examples_work_verbatim(local_server: LocalServer, tmp_path:
     assert '"blueprint_filename":"ground-floor.png"' in out
     assert out.count('"status":"success"') == 10  # every call but the deliberate GIF and 401 errors
     assert out.lower().count("idempotent-replayed: true") == 1
+    assert out.lower().count('ratelimit-policy: "jobs";q=') == 2, "the create and its replay"
+    assert re.search(r'(?im)^ratelimit: "uploads";r=\d+;t=\d+', out), "the upload spent one of the budget"
     assert len(set(re.findall(r"(?im)^location: (\S+)", out))) == 1, "the retry replayed the one job"
     assert '"code":"UNAUTHORIZED"' in out
     assert "Location Detection job API" in out

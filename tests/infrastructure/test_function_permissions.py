@@ -32,6 +32,7 @@ from tests.conftest import OTHER_API_KEY, create_body, invoke
 from tests.infrastructure import rehearsal
 from tests.infrastructure.aws_calls import Call, iam_requests, lambda_runtime_requests, recording
 from tests.infrastructure.iam_simulator import Policies, Request, Simulator, refused
+from utils import clock
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = rehearsal.ACCOUNT, rehearsal.REGION
@@ -104,6 +105,25 @@ def upload_then_finalise() -> None:
     created(invoke("POST", "/api/v1/jobs", json_body={"blueprint": {"upload_id": upload["upload_id"]}}))
 
 
+def rate_limited_then_replayed() -> None:
+    """The limiter's calls: a spend from idle, spends in the burst, one refused (the default burst is 20);
+    a replay reads the budget."""
+    upload = {"format": "png", "filename": "plan.png", "size": 10}
+    # Time stands still for the burst: on a loaded machine 21 requests can take longer than one refill.
+    frozen, real = clock.wall_source(), clock.wall_source
+    clock.wall_source = lambda: frozen
+    try:
+        statuses = [invoke("POST", "/api/v1/uploads", json_body=upload).status for _ in range(21)]
+    finally:
+        clock.wall_source = real
+    assert statuses[0] == 201
+    assert statuses[-1] == 429
+    body, headers = create_body(samples.png(extra=b"limited")), {"Idempotency-Key": "limited-1"}
+    assert invoke("POST", "/api/v1/jobs", json_body=body, headers=headers).status == 201
+    replay = invoke("POST", "/api/v1/jobs", json_body=body, headers=headers)
+    assert "RateLimit" in replay.headers, "the budget was read, not spent"
+
+
 def read_list_and_cancel() -> None:
     job_id = new_job(samples.png(extra=b"read and cancel"))
     assert invoke("GET", f"/api/v1/jobs/{job_id}").status == 200
@@ -136,6 +156,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "create from multipart and a raw body": create_from_multipart_and_raw,
     "create with an Idempotency-Key, twice": create_with_an_idempotency_key_twice,
     "upload, then finalise": upload_then_finalise,
+    "rate limited, then a replay": rate_limited_then_replayed,
     "read, list and cancel": read_list_and_cancel,
     "complete, read, give feedback": complete_read_and_give_feedback,
     "fail a job": fail_a_job,

@@ -61,6 +61,8 @@ EXPECTED_RESOURCES = {
             "CorsAllowedOriginsParameter",
             "PresignExpiryParameter",
             "DefaultPageSizeParameter",
+            "RateLimitPerMinuteParameter",
+            "RateLimitBurstParameter",
         ),
         "AWS::SSM::Parameter",
     ),
@@ -403,8 +405,9 @@ def test_the_runtime_parameters_exist_under_the_functions_path_and_parse(created
 
     config, problems = parse_parameters(raw, RuntimeConfig())
     assert problems == []
-    assert len(raw) == 5
+    assert len(raw) == 7
     assert config.allowed_formats == ("png", "jpg", "pdf")
+    assert (config.rate_limit_per_minute, config.rate_limit_burst) == (60, 20)
 
 
 def test_the_functions_role_is_lambdas_with_its_inline_policies_on_the_created_resources(created: MotoStack) -> None:

@@ -43,6 +43,8 @@ RUNTIME_PARAMETERS = (
     "cors-allowed-origins",
     "presign-expiry-seconds",
     "default-page-size",
+    "rate-limit-per-minute",
+    "rate-limit-burst",
 )
 
 
@@ -563,6 +565,7 @@ def test_runtime_parameter_defaults_parse_without_problems(env_stack: Stack) -> 
     assert config.max_upload_bytes == 50 * 1024 * 1024
     assert config.allowed_formats == ("png", "jpg", "pdf")
     assert config.cors_allowed_origins == ("*",)
+    assert (config.rate_limit_per_minute, config.rate_limit_burst) == (60, 20), "the contract's defaults"
 
 
 def test_api_keys_secret_is_named_per_environment(env_stack: Stack) -> None:

@@ -8,8 +8,8 @@ case asserts:
 
 - the answer: 201/200 after the retry, or 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After`` in the contract's
   envelope (the pipeline's ``complete_job`` raises ``ServiceUnavailable``), except where the path does
-  without the call (a preview cache read or write) or the storage layer reads back a write whose responses
-  were lost and finds it landed;
+  without the call (a preview cache read or write; the rate limiter's spend, which fails open) or the
+  storage layer reads back a write whose responses were lost and finds it landed;
 - time: retries slept (on a fake clock: free) only within the Lambda's remaining time, keeping the
   handler's reserve to answer;
 - storage afterwards: no blueprint object without its job record, no record without its object, every job
@@ -142,7 +142,7 @@ def clock(account: Account, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClo
 
 def remove(account: Account, stored: Storage) -> None:
     """Delete what ``stored`` lists (preview entries stay: their hashes are unique to their case)."""
-    keys = [{"job_id": {"S": key}} for key in [*stored.jobs, *stored.claims]]
+    keys = [{"job_id": {"S": key}} for key in [*stored.jobs, *stored.claims, *stored.rate_limits]]
     for start in range(0, len(keys), 25):
         batch = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
         account.dynamodb.batch_write_item(RequestItems={JOBS: batch})
@@ -196,6 +196,8 @@ class Storage:
     blueprints: dict[str, dict[str, str]]
     uploads: list[str]
     results: dict[str, Any]
+    #: Keys of the rate-limit states (removed after each case: every case starts with an idle client).
+    rate_limits: list[str] = field(default_factory=list)
 
 
 def read_storage(account: Account) -> Storage:
@@ -220,6 +222,7 @@ def read_storage(account: Account) -> Storage:
         blueprints=blueprints,
         uploads=uploads,
         results=results,
+        rate_limits=[i["job_id"] for i in items if i["job_id"].startswith("rate#")],
     )
 
 
@@ -270,7 +273,8 @@ def api_job(job_id: str) -> dict[str, Any]:
 class Step:
     #: ``service.operation(resource)``, as ``tests.faults.AwsCall`` prints it.
     call: str
-    #: The path succeeds without this call (a cache: the preview read or write, the upload's removal).
+    #: The path succeeds without this call (a cache: the preview read or write, the upload's removal; the
+    #: rate limiter's spend, which lets the request through unmetered when it fails).
     optional: bool = False
     #: A write the storage layer reads back when every response was lost, so a landed write is a success.
     read_back: bool = False
@@ -327,6 +331,7 @@ class CreateJson(Path):
     steps = (
         Step("secretsmanager.get_secret_value(api-keys)"),
         Step("ssm.get_parameters_by_path(parameters)"),
+        Step("dynamodb.update_item(jobs)", optional=True),  # the client's rate limit (an idle client: one spend)
         Step("s3.put_object(blueprints)", read_back=True),
         Step("dynamodb.put_item(jobs)", read_back=True),
         Step("dynamodb.get_item(preview_cache)", optional=True),
@@ -368,6 +373,7 @@ class CreateRaw(CreateJson):
 class Finalise(Path):
     name = "finalise"
     steps = (
+        Step("dynamodb.update_item(jobs)", optional=True),  # the rate limit
         Step("s3.list_objects_v2(blueprints)"),
         Step("s3.head_object(blueprints)"),
         Step("s3.get_object(blueprints)"),  # the first bytes: the format

@@ -37,8 +37,14 @@ def stored_keys(s3: Any) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket=BLUEPRINTS).get("Contents", [])]
 
 
-def stored_jobs(dynamodb: Any) -> list[dict[str, Any]]:
+def stored_items(dynamodb: Any) -> list[dict[str, Any]]:
+    """Every item of the jobs table: job records, upload claims, idempotency records, rate-limit states."""
     return list(dynamodb.scan(TableName=JOBS)["Items"])
+
+
+def stored_jobs(dynamodb: Any) -> list[dict[str, Any]]:
+    """The job records only."""
+    return [item for item in stored_items(dynamodb) if item["job_id"]["S"].startswith("job_")]
 
 
 # ----------------------------------------------------------------------------------------------- health

@@ -22,7 +22,7 @@ from models.errors import Conflict, IllegalTransition, JobNotFound
 from models.job import JobStatus
 from services.job_service import JobService
 from tests import samples
-from tests.conftest import Reply, invoke
+from tests.conftest import GENEROUS_RATE_LIMIT, Reply, invoke, set_rate_limit
 from tests.faults import FaultyClient, server_error, throttled
 from tests.integration.conftest import FakeClock
 from tests.integration.test_faults import inject
@@ -366,6 +366,7 @@ def race_cancel_and_complete(jobs_service: JobService, job_id: str, cancel_delay
 
 
 def test_cancel_racing_complete_has_exactly_one_winner_every_time(s3: Any, dynamodb: Any) -> None:
+    set_rate_limit(*GENEROUS_RATE_LIMIT)  # a hundred creates at once: over any client's default burst
     rounds = 100
     jobs = [new_job() for _ in range(rounds)]
     jobs_service = service()

@@ -24,7 +24,7 @@ from tests.conftest import Reply, create_body, invoke
 from tests.faults import FaultyClient, client_error, server_error, throttled
 from tests.integration.conftest import FakeClock
 from tests.integration.test_faults import inject
-from tests.integration.test_jobs_api import BLUEPRINTS, assert_error, stored_jobs
+from tests.integration.test_jobs_api import BLUEPRINTS, assert_error, stored_items, stored_jobs
 from utils import aws as aws_clients
 
 UPLOADS = "/api/v1/uploads"
@@ -68,11 +68,11 @@ def keys(s3: Any, prefix: str) -> list[str]:
 
 def job_items(dynamodb: Any) -> list[dict[str, Any]]:
     """Job records only (upload claims share the table under ``claim#...`` keys)."""
-    return [item for item in stored_jobs(dynamodb) if item["job_id"]["S"].startswith("job_")]
+    return stored_jobs(dynamodb)
 
 
 def claim_items(dynamodb: Any) -> list[dict[str, Any]]:
-    return [item for item in stored_jobs(dynamodb) if item["job_id"]["S"].startswith("claim#")]
+    return [item for item in stored_items(dynamodb) if item["job_id"]["S"].startswith("claim#")]
 
 
 def set_max_upload_bytes(value: int) -> None:

@@ -176,3 +176,27 @@ def test_warm_figures_fall_back_to_raw_totals_when_the_calls_differ() -> None:
     section = warm.to_section(result, iterations=5)
     assert any("DIFFER" in note for note in section.notes)
     assert section.rows[0].figure == pytest.approx(9.0)
+
+
+def test_warm_reports_what_the_rate_limiter_adds_to_a_create() -> None:
+    result = _warm_result({"ours": 1.0, "bare": 0.2, "powertools": 1.2}, in_aws=8.0, calls=["DynamoDB.PutItem"])
+    extra = {"limited": (1.2, 9.5, 1), "limited-burst": (1.3, 11.0, 2), "limited-memory": (1.02, 8.0, 0)}
+    for variant, (own, in_aws, updates) in extra.items():
+        result["outside"]["create"][variant] = [own / 1000] * 5  # type: ignore[index]
+        result["inside"]["create"][variant] = [in_aws / 1000] * 5  # type: ignore[index]
+        result["times"]["create"][variant] = [(own + in_aws) / 1000] * 5  # type: ignore[index]
+        result["calls"]["create"][variant] = ["DynamoDB.UpdateItem"] * updates + ["DynamoDB.PutItem"]  # type: ignore[index]
+
+    section = warm.to_section(result, iterations=5)
+
+    limiter = {row.figure_name: row for row in section.rows if "limiter" in row.figure_name}
+    assert limiter["create job, rate limiter on (idle client)"].figure == pytest.approx(10.7)
+    assert limiter["create job, rate limiter on (idle client)"].baseline == pytest.approx(9.0)
+    assert limiter["create job, rate limiter on (client mid-burst)"].figure == pytest.approx(12.3)
+    own = limiter["rate limiter's own code per create (ms added)"]
+    assert (own.figure, own.on_ratio, own.met) == (pytest.approx(0.02), False, True)
+    assert not any("DIFFER" in note for note in section.notes), "the limited variants are not the baselines"
+    assert any(
+        note.startswith("| client mid-burst | DynamoDB.UpdateItem, DynamoDB.UpdateItem |") for note in section.notes
+    )
+    assert any(note.startswith("| in memory | none |") for note in section.notes)

@@ -186,3 +186,30 @@ def test_request_bodies_refuse_unknown_fields(document: dict[str, Any]) -> None:
         assert schemas[name]["additionalProperties"] is False, name
     for name in ("CreateJobFromFile", "CreateJobFromUpload"):
         assert schemas[name]["properties"]["blueprint"]["additionalProperties"] is False, name
+
+
+def test_rate_limit_headers_and_429_exactly_where_the_router_limits(document: dict[str, Any]) -> None:
+    """The limited operations: a 429 with Retry-After, and both RateLimit fields on every response but the
+    401 (no client, no budget); each error response is the shared one plus those two headers (so the copies
+    cannot drift). No other operation mentions them."""
+    limits = {"RateLimit-Policy", "RateLimit"}
+    routes = {(route.method, route.template): route for route in ROUTES}
+    shared = document["components"]["responses"]
+    for key, operation in _operations(document).items():
+        responses = operation["responses"]
+        if routes[key].rate_limit is None:
+            assert "429" not in responses, key
+            assert all(not limits & set(_resolve(document, r)["headers"]) for r in responses.values()), key
+            continue
+        assert _resolve(document, responses["429"]) == shared["RateLimited"], key
+        assert "Retry-After" in shared["RateLimited"]["headers"]
+        for status, response in responses.items():
+            headers = set(_resolve(document, response)["headers"])
+            assert (limits <= headers) == (status != "401"), (key, status)
+            if status.startswith(("4", "5")) and status not in ("401", "429"):
+                (twin,) = [r for r in shared.values() if r["description"] == response["description"]]
+                assert {**response, "headers": twin["headers"]} == twin, (key, status)
+                assert set(response["headers"]) == set(twin["headers"]) | limits, (key, status)
+    assert "pinned" in document["info"]["description"]
+    for name in limits:
+        assert "draft-ietf-httpapi-ratelimit-headers-10" in document["components"]["headers"][name]["description"]

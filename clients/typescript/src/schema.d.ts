@@ -558,6 +558,25 @@ export interface components {
                 };
             };
         };
+        /** @description `RATE_LIMITED`: the client's budget for this route is spent (`rate-limit-per-minute` and `rate-limit-burst`, a budget per route); retry after `Retry-After` seconds (whole seconds, rounded up, until a request would pass). Not kept as an `Idempotency-Key`'s answer: a retry with the same key after the wait runs. */
+        RateLimited: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                "Retry-After": components["headers"]["Retry-After"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                RateLimit: components["headers"]["RateLimit"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorEnvelope"] & {
+                    error?: {
+                        /** @enum {unknown} */
+                        code?: "RATE_LIMITED";
+                    };
+                };
+            };
+        };
     };
     parameters: {
         /** @description A job id; anything else is 400 `INVALID_JOB_ID`. */
@@ -601,6 +620,16 @@ export interface components {
         "Idempotent-Replayed": "true";
         /** @description On 405 `METHOD_NOT_ALLOWED` (any path, any method not listed for it): the methods the path takes, `OPTIONS` included. */
         Allow: string;
+        /**
+         * @description The client's quota policy for this route, in the syntax of draft-ietf-httpapi-ratelimit-headers-10 (a Structured Field List of one Item: the policy's name, `jobs` or `uploads`, with `q`, the burst, and `w`, the seconds a spent budget takes to refill; `q` per `w` is the sustained rate: `"jobs";q=20;w=20` is 60 a minute with bursts of 20). On every response of `POST /api/v1/jobs` and `POST /api/v1/uploads` to an authenticated client.
+         * @example "jobs";q=20;w=20
+         */
+        "RateLimit-Policy": string;
+        /**
+         * @description The client's budget left on this route, in the syntax of draft-ietf-httpapi-ratelimit-headers-10 (a Structured Field List of one Item: the policy's name with `r`, the requests that would pass right now, and `t`, the seconds until `r` grows by one, absent when the budget is full; on a 429, `t` equals `Retry-After`). After a request that spent (whatever its outcome) what it left; after one answered without spending (an idempotent replay, `IDEMPOTENCY_IN_PROGRESS`, `IDEMPOTENCY_KEY_REUSED`) the budget as it stands. Absent when the limiter could not be reached (the request then went through unmetered).
+         * @example "jobs";r=19;t=1
+         */
+        RateLimit: string;
     };
     pathItems: never;
 }
@@ -734,22 +763,164 @@ export interface operations {
                     "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
                     Location: components["headers"]["Location"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedJobEnvelope"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`), `INVALID_JOB_ID` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "INVALID_REQUEST" | "INVALID_FILE_FORMAT" | "INVALID_JOB_ID" | "INVALID_CURSOR";
+                        };
+                    };
+                };
+            };
             401: components["responses"]["Unauthorized"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            413: components["responses"]["PayloadTooLarge"];
-            415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["Unprocessable"];
+            /** @description `JOB_NOT_FOUND` (no such job for this client, or expired) or `UPLOAD_NOT_FOUND` (unknown, expired, another client's or already used upload). */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "JOB_NOT_FOUND" | "UPLOAD_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description With `IDEMPOTENCY_IN_PROGRESS`: seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "JOB_ALREADY_COMPLETED" | "JOB_NOT_COMPLETED" | "CONFLICT" | "IDEMPOTENCY_IN_PROGRESS";
+                        };
+                    };
+                };
+            };
+            /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the request is over the transport limits: 10 KB of request line and headers on any operation, or a body over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "FILE_TOO_LARGE" | "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the operation does not take this Content-Type (`details.supported_content_types`). */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: this `Idempotency-Key` was used with a different request. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "IDEMPOTENCY_KEY_REUSED";
+                        };
+                    };
+                };
+            };
+            429: components["responses"]["RateLimited"];
             431: components["responses"]["HeadersTooLarge"];
-            500: components["responses"]["InternalError"];
-            503: components["responses"]["ServiceUnavailable"];
+            /** @description `INTERNAL_ERROR`: something unexpected; logged with the request id, never detailed. */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: a dependency is still failing after bounded retries; retry after `Retry-After`. */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
         };
     };
     getJob: {
@@ -902,21 +1073,146 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
                     "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["UploadEnvelope"];
                 };
             };
-            400: components["responses"]["BadRequest"];
+            /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`), `INVALID_JOB_ID` or `INVALID_CURSOR`. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "INVALID_REQUEST" | "INVALID_FILE_FORMAT" | "INVALID_JOB_ID" | "INVALID_CURSOR";
+                        };
+                    };
+                };
+            };
             401: components["responses"]["Unauthorized"];
-            409: components["responses"]["Conflict"];
-            413: components["responses"]["PayloadTooLarge"];
-            415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["Unprocessable"];
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description With `IDEMPOTENCY_IN_PROGRESS`: seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "JOB_ALREADY_COMPLETED" | "JOB_NOT_COMPLETED" | "CONFLICT" | "IDEMPOTENCY_IN_PROGRESS";
+                        };
+                    };
+                };
+            };
+            /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the request is over the transport limits: 10 KB of request line and headers on any operation, or a body over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "FILE_TOO_LARGE" | "PAYLOAD_TOO_LARGE";
+                        };
+                    };
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the operation does not take this Content-Type (`details.supported_content_types`). */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "UNSUPPORTED_MEDIA_TYPE";
+                        };
+                    };
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: this `Idempotency-Key` was used with a different request. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "IDEMPOTENCY_KEY_REUSED";
+                        };
+                    };
+                };
+            };
+            429: components["responses"]["RateLimited"];
             431: components["responses"]["HeadersTooLarge"];
-            500: components["responses"]["InternalError"];
-            503: components["responses"]["ServiceUnavailable"];
+            /** @description `INTERNAL_ERROR`: something unexpected; logged with the request id, never detailed. */
+            500: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "INTERNAL_ERROR";
+                        };
+                    };
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: a dependency is still failing after bounded retries; retry after `Retry-After`. */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
         };
     };
     getOpenApiDocument: {
