@@ -190,8 +190,8 @@ def test_request_bodies_refuse_unknown_fields(document: dict[str, Any]) -> None:
 
 def test_rate_limit_headers_and_429_exactly_where_the_router_limits(document: dict[str, Any]) -> None:
     """The limited operations: a 429 with Retry-After, and both RateLimit fields on every response but the
-    401 (no client, no budget) and the 431 (answered before the function); each error response is the shared one plus those two headers (so the copies
-    cannot drift). No other operation mentions them."""
+    401 (no client, no budget) and the 431 (answered before the function); each error response is the
+    shared one plus those two headers (so the copies cannot drift). No other operation mentions them."""
     limits = {"RateLimit-Policy", "RateLimit"}
     routes = {(route.method, route.template): route for route in ROUTES}
     shared = document["components"]["responses"]

@@ -771,7 +771,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedJobEnvelope"];
                 };
             };
-            /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`), `INVALID_JOB_ID` or `INVALID_CURSOR`. */
+            /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`; a file whose signature matches but whose structure does not — a PNG without a valid IHDR, a JPEG without a frame header before its scan, a PDF without a version header at its start or `%%EOF` at its end — is `detected_format: "unknown"` with `details.reason`), `INVALID_JOB_ID` (not the id format, or a timestamp that is no real UTC time) or `INVALID_CURSOR`. Input echoed in `details` is cut to 100 characters. */
             400: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -828,7 +828,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the request is over the transport limits: 10 KB of request line and headers on any operation, or a body over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
+            /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the body is over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
             413: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1081,7 +1081,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadEnvelope"];
                 };
             };
-            /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`), `INVALID_JOB_ID` or `INVALID_CURSOR`. */
+            /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`; a file whose signature matches but whose structure does not — a PNG without a valid IHDR, a JPEG without a frame header before its scan, a PDF without a version header at its start or `%%EOF` at its end — is `detected_format: "unknown"` with `details.reason`), `INVALID_JOB_ID` (not the id format, or a timestamp that is no real UTC time) or `INVALID_CURSOR`. Input echoed in `details` is cut to 100 characters. */
             400: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1120,7 +1120,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the request is over the transport limits: 10 KB of request line and headers on any operation, or a body over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
+            /** @description `FILE_TOO_LARGE` (the file is over `max-upload-bytes`; `details.max_bytes`) or `PAYLOAD_TOO_LARGE` (the body is over the Lambda payload limit; send large files with `POST /api/v1/uploads`). */
             413: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
