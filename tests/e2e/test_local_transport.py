@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from local_api.gateway_cors import GatewayCors
-from local_api.server import LISTEN_BACKLOG, MAX_HEADER_BYTES, LocalApiServer, _Handler
+from local_api.server import LISTEN_BACKLOG, MAX_HEADER_BYTES, MAX_LAMBDA_PAYLOAD_BYTES, LocalApiServer, _Handler
 
 pytestmark = pytest.mark.e2e
 
@@ -155,6 +155,21 @@ def test_a_body_that_cannot_be_delimited_is_400(port: int, headers: bytes) -> No
 def test_a_body_shorter_than_its_content_length_is_400(port: int) -> None:
     reply = exchange(port, request(headers=b"Content-Length: 50\r\n", body=b"short"), half_close=True)
     assert_local_envelope(reply, 400, "INVALID_REQUEST")
+
+
+def test_a_declared_body_over_the_lambda_limit_is_413_before_it_is_sent(port: int) -> None:
+    """``Expect: 100-continue`` with a Content-Length over 6 MB: refused up front, in the envelope."""
+    headers = b"Content-Length: %d\r\nExpect: 100-continue\r\n" % (MAX_LAMBDA_PAYLOAD_BYTES + 1)
+    reply = exchange(port, request(headers=headers))
+    assert_local_envelope(reply, 413, "PAYLOAD_TOO_LARGE")
+    assert "/api/v1/uploads" in reply.json["error"]["message"]
+
+
+def test_a_chunked_body_that_grows_over_the_lambda_limit_is_413(port: int) -> None:
+    chunk = b"x" * (1024 * 1024)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(7)) + b"0\r\n\r\n"
+    reply = exchange(port, request(headers=b"Transfer-Encoding: chunked\r\n", body=chunks), half_close=True)
+    assert_local_envelope(reply, 413, "PAYLOAD_TOO_LARGE")
 
 
 # --- request line and headers -------------------------------------------------------------------------
