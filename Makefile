@@ -127,7 +127,7 @@ execute-change-set: $(STAMP) ## execute exactly CHANGE_SET=arn:... (the ARN chan
 	DEPLOY_ENV=$(DEPLOY_ENV) .ci/release execute "$(CHANGE_SET)"
 
 fuzz: $(STAMP) ## schemathesis (a random seed unless SCHEMATHESIS_SEED=N) and the hypothesis handler fuzz, many more examples
-	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-300} SCHEMATHESIS_SEED="$${SCHEMATHESIS_SEED:-}" $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -p no:xdist
+	SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-500} SCHEMATHESIS_SEED="$${SCHEMATHESIS_SEED:-}" $(BIN)/python -m pytest tests/e2e/test_schemathesis.py -p no:xdist -rP
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/integration/test_handler_fuzz.py -p no:xdist
 
 bench: $(STAMP) ## benchmarks: ratios against baselines measured in the same run -> docs/benchmarks.md
