@@ -3,7 +3,8 @@
 `make test` runs a quick pass (25 examples per operation) with the fixed seed 42; `make fuzz` runs
 SCHEMATHESIS_MAX_EXAMPLES=500 with a random seed (pytest's -rP shows the summary, seed included).
 ``SCHEMATHESIS_SEED``: unset, seed 42; empty or ``random``, a new seed each run (schemathesis prints it:
-pass it back to replay a failure); a number, that seed. Failures are fixed in the code, not by loosening src/api/openapi.json.
+pass it back to replay a failure); a number, that seed. Failures are fixed in the code, not by loosening
+src/api/openapi.json.
 """
 
 from __future__ import annotations
