@@ -9,7 +9,8 @@ from utils.settings import get_settings
 CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_ALLOW_HEADERS = "Content-Type, X-API-Key, Authorization, Idempotency-Key, X-Correlation-ID"
 CORS_EXPOSE_HEADERS = (
-    "X-Request-ID, X-Correlation-ID, Location, Retry-After, Idempotent-Replayed, RateLimit-Policy, RateLimit"
+    "X-Request-ID, X-Correlation-ID, Location, Retry-After, Idempotent-Replayed, RateLimit-Policy, RateLimit, "
+    "WWW-Authenticate"
 )
 CORS_MAX_AGE_SECONDS = "600"
 

@@ -36,6 +36,14 @@ def test_missing_or_unknown_keys_are_401(aws: Stack, key: str | None) -> None:
         assert reply.headers["WWW-Authenticate"].startswith("ApiKey")
 
 
+def test_a_browser_can_read_a_401s_www_authenticate(aws: Stack) -> None:
+    """The contract exposes it: without it in Access-Control-Expose-Headers a page reads no scheme."""
+    reply = invoke("GET", "/api/v1/jobs", headers={"Origin": "https://app.example.com"}, api_key=None)
+    assert_error(reply, 401, "UNAUTHORIZED")
+    exposed = {name.strip() for name in reply.headers["Access-Control-Expose-Headers"].split(",")}
+    assert "WWW-Authenticate" in exposed
+
+
 def test_health_options_and_openapi_need_no_key(aws: Stack) -> None:
     assert invoke("GET", "/health", api_key=None).status == 200
     assert invoke("OPTIONS", "/api/v1/jobs", api_key=None).status == 204
