@@ -17,6 +17,7 @@ saved position resumes right after it.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -224,3 +225,18 @@ def poller_for(stack: Stack, handler: Handler, dynamodb: Any, streams: Any, sqs:
         max_retries=int(mapping["MaximumRetryAttempts"]),
         **options,
     )
+
+
+def start_poller(stack: Stack, interval: float | None = None) -> StreamPoller:
+    """The local API's poller: the real consumer, on the emulated account ``AWS_ENDPOINT_URL`` names,
+    started now (``LOCAL_EVENTS_POLL_SECONDS`` sets how often an idle stream is read; default 0.05)."""
+    import boto3
+
+    from workers.stream_consumer import lambda_handler
+
+    session = boto3.session.Session(region_name=stack.region)
+    streams, sqs = session.client("dynamodbstreams"), session.client("sqs")
+    seconds = float(os.environ.get("LOCAL_EVENTS_POLL_SECONDS") or 0.05) if interval is None else interval
+    poller = poller_for(stack, lambda_handler, session.client("dynamodb"), streams, sqs, interval=seconds)
+    poller.start()
+    return poller

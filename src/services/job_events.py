@@ -19,7 +19,8 @@ Delivery is at least once: a batch redelivered after a failure publishes again w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.events import CREATED, ERASED, PROGRESS, JobEvent, event_id, status_event_type
@@ -27,7 +28,7 @@ from models.job import Job, JobStatus, is_valid_job_id
 from storage.event_bus import EventBus
 from storage.job_stream import StreamChange, decode
 from utils import metrics
-from utils.clock import iso_utc
+from utils.clock import WallClock, iso_utc, wall_time
 from utils.logging import get_logger
 
 logger = get_logger("job_events")
@@ -54,6 +55,15 @@ def event_of(change: StreamChange) -> JobEvent | None:
     return None
 
 
+def state_event(job: Job, at: float) -> JobEvent:
+    """An event of the job as it is now, for a change whose record is gone: ``job.{status}`` (a processing
+    job with progress: ``job.progress``), its current version's id, no previous status (unknown)."""
+    kind = CREATED if job.status is JobStatus.PENDING else status_event_type(job.status.value)
+    if job.status is JobStatus.PROCESSING and job.progress is not None:
+        kind = PROGRESS
+    return _event(kind, job, None, at)
+
+
 def _image(image: dict[str, Any] | None) -> dict[str, Any]:
     if image is None:
         raise ValueError("the stream record has no image (the stream must keep new and old images)")
@@ -69,11 +79,49 @@ def _erased(job: Job, at: float) -> JobEvent:
     return JobEvent(event_id(job.job_id, job.version + 1), ERASED, public, job.owner_id, job.status.value, at)
 
 
+@dataclass
+class Replayed:
+    """What a replay found and did."""
+
+    events: int = 0
+    published: int = 0
+    #: Sequence numbers of records that cannot be read as job changes (skipped, and logged).
+    poison: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.published == self.events
+
+
 class JobEvents:
     """Turns stream records into events on the bus."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, clock: WallClock = wall_time) -> None:
         self.bus = bus
+        self._clock = clock
+
+    def replay(self, records: Iterable[Mapping[str, Any]], *, dry_run: bool = False) -> Replayed:
+        """Publish the events of records read back from the stream (the operator's replay): unlike
+        ``publish``, a record that cannot be read is skipped and reported, not a stop."""
+        outcome, events = Replayed(), []
+        for record in records:
+            try:
+                event = event_of(decode(record))
+            except (KeyError, ValueError, TypeError) as exc:
+                outcome.poison.append(_poison(record, exc))
+                continue
+            if event is not None:
+                events.append(event)
+        outcome.events = len(events)
+        outcome.published = len(events) if dry_run else self.bus.publish(events)
+        return outcome
+
+    def republish(self, jobs: Iterable[Job], *, dry_run: bool = False) -> Replayed:
+        """Publish each job's current state (``state_event``): what can be told of changes whose records
+        are gone from the stream."""
+        now = self._clock()
+        events = [state_event(job, now) for job in jobs]
+        return Replayed(len(events), len(events) if dry_run else self.bus.publish(events))
 
     def publish(self, records: Sequence[Mapping[str, Any]]) -> str | None:
         """Publish the events of ``records`` (stream records, oldest first). Returns None when every
