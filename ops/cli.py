@@ -107,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("--start", action="store_true", help="move a pending job to processing first")
 
     events = groups.add_parser("events", help="job events: replay what the failure queue holds (docs/runbook.md)")
-    event_commands = events.add_subparsers(dest="command", required=True, metavar="{replay}")
+    event_commands = events.add_subparsers(dest="command", required=True, metavar="{watch,replay}")
+    watch = event_commands.add_parser("watch", help="print the job events the bus delivers, one JSON line each")
+    watch.add_argument("--count", type=int, help="stop after this many events")
+    watch.add_argument("--seconds", type=float, help="stop after this long")
     replay = event_commands.add_parser("replay", help="re-read the failed batches from the stream and publish them")
     replay.add_argument("--dry-run", action="store_true", help="say what would be published; change nothing")
     replay.add_argument("--max-messages", type=int, default=100, help="messages to handle at most (default 100)")
@@ -177,11 +180,15 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
 
 
 def run_events(args: argparse.Namespace) -> dict[str, Any]:
-    """``events replay``: the failure queue of the environment's job events, replayed (ops/events.py)."""
+    """``events watch`` (a temporary subscriber of the bus) and ``events replay`` (the failure queue of
+    the environment's job events, replayed): ops/events.py."""
     stack = Stack(load_template(), {"Environment": os.environ["ENVIRONMENT"]})
-    queue = stack.properties("JobEventsFailedQueue")["QueueName"]
     session = boto3.session.Session()
     sqs = session.client("sqs")
+    if args.command == "watch":
+        bus = os.environ["EVENT_BUS_NAME"]
+        return events.watch(session.client("events"), sqs, bus, count=args.count, seconds=args.seconds)
+    queue = stack.properties("JobEventsFailedQueue")["QueueName"]
     service = job_events(WorkerSettings.from_environ(os.environ, ("EVENT_BUS_NAME",)))
     return events.replay(
         sqs,

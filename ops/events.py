@@ -1,4 +1,5 @@
-"""``python -m ops events replay``: publish again what the job events failure queue points at.
+"""``python -m ops events replay``: publish again what the job events failure queue points at; and
+``python -m ops events watch``: print the events the bus delivers (a temporary subscriber).
 
 Each message of ``location-detection-{env}-job-events-failed`` is what Lambda's event source mapping sends
 when it gives up on a batch: the batch's shard and sequence range (``DDBStreamBatchInfo``), not its
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -108,3 +111,31 @@ def _parse(value: Any) -> datetime:
 
 def _say(line: str) -> None:
     print(f"python -m ops: {line}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------- watch
+def watch(events: Any, sqs: Any, bus: str, *, count: int | None, seconds: float | None) -> dict[str, Any]:
+    """Print every job event the bus delivers from now on, one JSON line each, through a queue and a rule
+    made for this watch (and removed after it): until ``count`` events, ``seconds``, or Ctrl-C."""
+    name = f"ops-watch-{uuid.uuid4().hex[:12]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["location-detection.jobs"], "detail-type": ["Job Status Changed"]}
+    received, deadline = 0, None if seconds is None else time.monotonic() + seconds
+    try:
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "watch", "Arn": arn}])
+        _say(f"watching {bus} (Ctrl-C stops)")
+        while (count is None or received < count) and (deadline is None or time.monotonic() < deadline):
+            reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in reply.get("Messages", []):
+                print(json.dumps(json.loads(message["Body"]), ensure_ascii=False), flush=True)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                received += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        events.remove_targets(Rule=name, EventBusName=bus, Ids=["watch"])
+        events.delete_rule(Name=name, EventBusName=bus)
+        sqs.delete_queue(QueueUrl=url)
+    return {"received": received}

@@ -8,6 +8,7 @@ One local API for this module (the bus-outage test deletes its bus: no other mod
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -39,7 +40,6 @@ def server() -> Iterator[LocalServer]:
 @pytest.fixture(scope="module")
 def emulated(server: LocalServer) -> dict[str, Any]:
     """Clients of the local API's emulated AWS (its endpoint from the state file it wrote)."""
-    import json
     from pathlib import Path
 
     endpoint = json.loads(Path(server.state_file).read_text())["aws_endpoint_url"]
@@ -145,3 +145,27 @@ def _messages(sqs: Any, queue_url: str, timeout: float) -> int:
         if count or time.monotonic() >= deadline:
             return count
         time.sleep(0.2)
+
+
+def test_ops_events_watch_prints_the_events_of_a_job_as_they_happen(server: LocalServer, client: Client) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env["LOCAL_API_STATE"] = server.state_file
+    command = [sys.executable, "-m", "ops", "--local", "events", "watch", "--count", "2", "--seconds", "30"]
+    watcher = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stderr is not None
+        while "watching" not in (line := watcher.stderr.readline()):
+            assert line, "the watch ended before it subscribed"
+        job_id = create(client, b"e2e watch")
+        assert client.request("DELETE", f"/api/v1/jobs/{job_id}").status == 200
+        out, _ = watcher.communicate(timeout=40)
+    finally:
+        watcher.kill()
+    lines = out.splitlines()
+    printed = [json.loads(line) for line in lines[:2]]
+    assert kinds(printed) == [
+        (f"{job_id}:1", "job.created"),
+        (f"{job_id}:2", "job.cancelled"),
+    ]
+    assert json.loads("\n".join(lines[2:])) == {"received": 2}
+    assert watcher.returncode == 0
