@@ -223,3 +223,16 @@ def test_a_record_that_cannot_be_read_stops_the_batch_there_after_publishing_wha
 
     assert dependencies.get("job_events", JobEvents).publish(records) == "101"
     assert kinds(events.subscriber.take()) == [(f"{job_id}:2", "job.cancelled")]
+
+
+def test_a_batch_of_more_than_ten_events_goes_out_ten_at_a_time_in_order(events: Events) -> None:
+    from tests.faults import FaultyClient
+    from utils import aws as aws_clients
+
+    counting = FaultyClient(aws_clients.get_client("events"))
+    aws_clients.set_client("events", counting)
+    created = [new_job(samples.png(extra=f"events batch {n}".encode()))["job_id"] for n in range(23)]
+
+    received = events.drain()
+    assert sorted(e["detail"]["job"]["job_id"] for e in received) == sorted(created)
+    assert counting.calls["put_events"] == 3, "23 events: 10 + 10 + 3"
