@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{PROG}: error: {message}")
         return EXIT_ERROR
     print(json.dumps(data, indent=2, ensure_ascii=False))
-    return EXIT_OK if data.get("ok", True) is not False else EXIT_ERROR
+    left_work = isinstance(data, dict) and data.get("ok") is False  # events replay: messages are left
+    return EXIT_ERROR if left_work else EXIT_OK
 
 
 _Explainer = Callable[[Any, str], str]
