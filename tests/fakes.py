@@ -54,6 +54,14 @@ class FakeJobsTable:
         self.writes.append((target.value, job.job_id))
         return updated
 
+    def report_progress(self, job: Job, progress: int, stage: str | None, updated_at: str) -> Job:
+        sets: dict[str, Any] = {"progress": progress, "updated_at": updated_at}
+        if stage is not None:
+            sets["stage"] = stage
+        updated = self._versioned(job, sets, lambda current: current.status is job.status)
+        self.writes.append(("progress", job.job_id))
+        return updated
+
     def lock_completion(self, job: Job, attempt_id: str, now: int, until: int) -> Job:
         def free(current: Job) -> bool:
             held = int(current.extra.get("completing_until", 0))

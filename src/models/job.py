@@ -77,6 +77,12 @@ def is_valid_upload_id(value: str) -> bool:
     return UPLOAD_ID.matches(value)
 
 
+#: A pipeline stage: a short lowercase name (``preprocessing``, ``room-detection``, ``ocr_2``).
+STAGE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+#: The pipeline's progress: a whole percentage.
+MIN_PROGRESS, MAX_PROGRESS = 0, 100
+
+
 def validate_job_id(job_id: str) -> str:
     """``job_id`` itself if it is one, else ``InvalidJobId`` (before any read: a malformed id is the
     client's mistake, not an absent job)."""
@@ -98,6 +104,10 @@ PUBLIC_FIELDS = (
     "blueprint_filename",
     "result_s3_key",
     "error",
+    "started_at",
+    "finished_at",
+    "progress",
+    "stage",
     "request_id",
     "correlation_id",
     "api_version",
@@ -123,7 +133,14 @@ class Job:
     api_version: str = API_VERSION
     result_s3_key: str | None = None
     error: dict[str, str] | None = None
-    #: Incremented by every status write; part of each transition's condition.
+    #: When it entered ``processing`` / reached a final state (set by the job service, never by a client).
+    started_at: str | None = None
+    finished_at: str | None = None
+    #: What the pipeline reported: a percentage that never goes down (100 once completed), a stage name.
+    progress: int | None = None
+    stage: str | None = None
+    #: Incremented by every write of a public field except the feedback count, and by the completion
+    #: lock; part of each transition's condition. Events are ``{job_id}:{version}`` (models.events).
     version: int = 1
     feedback_count: int = 0
     #: The client that created the job; only it sees the job. None for jobs made before ownership.

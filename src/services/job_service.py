@@ -5,9 +5,12 @@ processing pipeline (and the ``ops`` CLI) drive existing jobs through here:
 
     pending -> start_processing -> processing -> complete_job | fail_job
     pending | processing -> cancel_job -> cancelled
+    processing -> report_progress -> processing (progress, stage)
 
 Every transition is a conditional write on the status and version the service read; when it loses a
-race the service re-reads and decides again (bounded), so callers see the winner's outcome.
+race the service re-reads and decides again (bounded), so callers see the winner's outcome. The same
+write stamps the timing: ``started_at`` on entering processing, ``finished_at`` on reaching a final
+state, and ``progress`` 100 on completion.
 
 Metrics (``utils.metrics``) count what happened, once: JobsCancelled / JobsCompleted / JobsFailed when
 this call's conditional write won the transition (not on a conflict, an illegal move, or a cancel of an
@@ -21,8 +24,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from models.errors import Conflict, IllegalTransition, JobAlreadyCompleted, JobNotFound
-from models.job import Job, JobStatus, JobView, can_transition, validate_job_id
+from models.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidProgress,
+    JobAlreadyCompleted,
+    JobNotFound,
+    JobNotProcessing,
+    ProgressDecreased,
+)
+from models.job import MAX_PROGRESS, MIN_PROGRESS, STAGE, Job, JobStatus, JobView, can_transition, validate_job_id
 from services.previews import PreviewService
 from services.runtime_config import RuntimeConfig
 from storage.cache_store import CacheStore, result_key
@@ -114,9 +125,9 @@ class JobService:
         key = result_key(job_id)
         try:
             self.cache.put_json(key, result)
-            completed = self.jobs_table.transition(
-                job, JobStatus.COMPLETED, iso_utc(self._clock()), {"result_s3_key": key}
-            )
+            now = iso_utc(self._clock())
+            fields = {"result_s3_key": key, **timing(JobStatus.COMPLETED, now)}
+            completed = self.jobs_table.transition(job, JobStatus.COMPLETED, now, fields)
         except BaseException as exc:
             current = self._unwind_completion(job_id, attempt, key)
             if isinstance(exc, StaleJob):
@@ -134,6 +145,30 @@ class JobService:
         if not isinstance(code, str) or not code or not isinstance(message, str):
             raise ValueError("error must be {'code': non-empty str, 'message': str}")
         return self.transition(job_id, JobStatus.FAILED, {"error": {"code": code[:64], "message": message[:1000]}})
+
+    def report_progress(self, job_id: str, progress: int, stage: str | None = None) -> Job:
+        """The pipeline's progress on a processing job: ``progress`` (0..100, never lower than the job's)
+        and, optionally, the ``stage`` it is in (``None`` keeps the current one).
+
+        ``JobNotProcessing`` once the job is not processing (pending, cancelled, finished: the pipeline
+        should stop), ``ProgressDecreased`` for a lower figure, ``InvalidProgress`` for a bad one. A report
+        that changes nothing writes nothing (no new version, no event). One conditional write on the
+        status and version read; a lost race is decided again against the winner's write.
+        """
+        check_progress(progress, stage)
+        job = self.get_job(job_id)
+        for _ in range(TRANSITION_ATTEMPTS):
+            if job.status is not JobStatus.PROCESSING:
+                raise JobNotProcessing(job_id, job.status.value)
+            if job.progress is not None and progress < job.progress:
+                raise ProgressDecreased(job_id, job.progress, progress)
+            if progress == job.progress and stage in (None, job.stage):
+                return job
+            try:
+                return self.jobs_table.report_progress(job, progress, stage or job.stage, iso_utc(self._clock()))
+            except StaleJob as stale:
+                job = stale.current if stale.current is not None else self.get_job(job_id)
+        raise Conflict(details={"job_id": job_id})
 
     def _lock_completion(self, job_id: str) -> tuple[Job, str]:
         attempt = secrets.token_hex(8)
@@ -193,8 +228,9 @@ class JobService:
                 return job
             if not can_transition(job.status, target):
                 raise IllegalTransition(job_id, job.status.value, target.value)
+            now = iso_utc(self._clock())
             try:
-                updated = self.jobs_table.transition(job, target, iso_utc(self._clock()), fields)
+                updated = self.jobs_table.transition(job, target, now, {**(fields or {}), **timing(target, now)})
             except StaleJob as stale:
                 job = stale.current if stale.current is not None else self.get_job(job_id)
                 continue
@@ -202,6 +238,25 @@ class JobService:
             _count_transition(target)
             return updated
         raise Conflict(details={"job_id": job_id})
+
+
+def timing(target: JobStatus, now: str) -> dict[str, Any]:
+    """What a move to ``target`` at ``now`` stamps on the job besides its status."""
+    if target is JobStatus.PROCESSING:
+        return {"started_at": now}
+    fields: dict[str, Any] = {"finished_at": now}
+    if target is JobStatus.COMPLETED:
+        fields["progress"] = MAX_PROGRESS
+    return fields
+
+
+def check_progress(progress: Any, stage: Any) -> None:
+    """``InvalidProgress`` unless ``progress`` is an integer 0..100 and ``stage`` None or a stage name."""
+    whole = isinstance(progress, int) and not isinstance(progress, bool)
+    if not whole or not MIN_PROGRESS <= progress <= MAX_PROGRESS:
+        raise InvalidProgress(details={"field": "progress"})
+    if stage is not None and (not isinstance(stage, str) or STAGE.fullmatch(stage) is None):
+        raise InvalidProgress(details={"field": "stage", "pattern": STAGE.pattern})
 
 
 def _count_transition(target: JobStatus) -> None:

@@ -110,7 +110,18 @@ class JobsTable(TableBound):
 
     def transition(self, job: Job, target: JobStatus, updated_at: str, fields: dict[str, Any] | None = None) -> Job:
         """Move ``job`` (as read) to ``target``; ``StaleJob`` if anyone wrote it since it was read."""
-        sets = {"status": target.value, "updated_at": updated_at, **(fields or {})}
+        return self._versioned_set(job, {"status": target.value, "updated_at": updated_at, **(fields or {})})
+
+    def report_progress(self, job: Job, progress: int, stage: str | None, updated_at: str) -> Job:
+        """The pipeline's progress on ``job`` (as read); ``StaleJob`` if anyone wrote it since. Bumps the
+        version: a state change of its own (``job.progress``), with a new event id ``{job_id}:{version}``."""
+        sets: dict[str, Any] = {"progress": progress, "updated_at": updated_at}
+        if stage is not None:
+            sets["stage"] = stage
+        return self._versioned_set(job, sets)
+
+    def _versioned_set(self, job: Job, sets: dict[str, Any]) -> Job:
+        """SET ``sets`` on ``job``, conditional on the status and version read, bumping the version."""
         names = {f"#f{i}": name for i, name in enumerate(sets)}
         values = {f":v{i}": value for i, value in enumerate(sets.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(sets)))

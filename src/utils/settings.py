@@ -84,3 +84,44 @@ _REQUIRED = (
 def get_settings() -> Settings:
     """The container's settings, built on first use."""
     return Settings.from_environ(os.environ)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a function beside the API (``src/workers``) is given: only the names it uses, each required
+    by the worker that reads it (``WorkerSettings.from_environ(environ, required)``)."""
+
+    environment: str
+    region: str
+    log_level: str = "INFO"
+    jobs_table: str = ""
+    preview_cache_table: str = ""
+    cache_bucket: str = ""
+    #: The bus job events go to (``location-detection-{env}``).
+    event_bus_name: str = ""
+    metrics_namespace: str = DEFAULT_NAMESPACE
+    metrics_service: str = DEFAULT_SERVICE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], required: tuple[str, ...]) -> WorkerSettings:
+        missing = [name for name in ("ENVIRONMENT", *required) if not environ.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing required environment variables: {', '.join(missing)}")
+        if environ["ENVIRONMENT"] not in ENVIRONMENTS:
+            raise ConfigurationError(f"ENVIRONMENT must be one of {ENVIRONMENTS}, got {environ['ENVIRONMENT']!r}")
+        return cls(
+            environment=environ["ENVIRONMENT"],
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+            jobs_table=environ.get("JOBS_TABLE", ""),
+            preview_cache_table=environ.get("PREVIEW_CACHE_TABLE", ""),
+            cache_bucket=environ.get("CACHE_BUCKET", ""),
+            event_bus_name=environ.get("EVENT_BUS_NAME", ""),
+            metrics_namespace=environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+            metrics_service=(environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()[:255] or DEFAULT_SERVICE,
+        )
+
+
+def get_worker_settings(required: tuple[str, ...]) -> WorkerSettings:
+    """A worker's settings from the environment its function was given."""
+    return WorkerSettings.from_environ(os.environ, required)

@@ -11,7 +11,7 @@ and nothing on "*" but X-Ray's two write actions.
 
 To add a scenario: a function in ``SCENARIOS`` (it runs inside the ``aws`` fixture, with the dev stack's
 tables, buckets, parameters and secret). To add a function: its role and scenarios, its CodeUri in
-rehearsal.CODE_URIS.
+rehearsal.CODE_URIS (the workers' functions: test_worker_permissions.py, on this module's helpers).
 """
 
 from __future__ import annotations
@@ -203,9 +203,11 @@ def requests_of(calls: list[Call], stack: Stack, why: str) -> list[Request]:
     return [request for call in calls for request in iam_requests(call, ACCOUNT, stack, why)]
 
 
-def evaluate(simulator: Simulator, stack: Stack, requests: list[Request], boundary: bool = False) -> list[str]:
-    principal = stack.arn(ROLE)
-    identity = role_policies(stack)
+def evaluate(
+    simulator: Simulator, stack: Stack, requests: list[Request], boundary: bool = False, role: str = ROLE
+) -> list[str]:
+    principal = stack.arn(role)
+    identity = role_policies(stack, role)
     bounded = boundary_policy() if boundary else ()
     key_ids = set(stack.of_type("AWS::KMS::Key"))
     keys = {stack.arn(i): stack.properties(i)["KeyPolicy"] for i in key_ids}
@@ -370,7 +372,7 @@ def test_the_recorded_calls_are_mapped_as_iam_sees_them(translated_dev: Stack) -
     ]
     assert decrypt.context["kms:ViaService"] == f"secretsmanager.{REGION}.amazonaws.com"
     with pytest.raises(AssertionError, match="no IAM mapping"):
-        iam_requests(Call("sqs", "SendMessage", {}, REGION), ACCOUNT, translated_dev, "")
+        iam_requests(Call("sqs", "ReceiveMessage", {}, REGION), ACCOUNT, translated_dev, "")
 
 
 def test_the_recorder_sees_clients_calls_and_presigned_urls() -> None:

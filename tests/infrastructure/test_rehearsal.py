@@ -79,11 +79,33 @@ EXPECTED_RESOURCES = {
             "PreviewCacheTableThrottlesAlarm",
             "CanaryErrorsAlarm",
             "CanaryApi5xxAlarm",
+            "JobEventsIteratorAgeAlarm",
+            "JobEventsFailedAlarm",
+            "JobEventsErrorsAlarm",
         ),
         "AWS::CloudWatch::Alarm",
     ),
+    # Job events: the bus, the stream consumer and its mapping and failure queue; the pipeline's task handler.
+    "EventBus": "AWS::Events::EventBus",
+    "JobEventsFunctionLogGroup": "AWS::Logs::LogGroup",
+    "JobEventsFunctionRole": "AWS::IAM::Role",
+    "JobEventsFunction": "AWS::Lambda::Function",
+    "JobEventsMapping": "AWS::Lambda::EventSourceMapping",
+    "JobEventsFailedQueue": "AWS::SQS::Queue",
+    "JobEventsFailedQueuePolicy": "AWS::SQS::QueuePolicy",
+    "PipelineTaskFunctionLogGroup": "AWS::Logs::LogGroup",
+    "PipelineTaskFunctionRole": "AWS::IAM::Role",
+    "PipelineTaskFunction": "AWS::Lambda::Function",
 }
 JWT_ONLY = {"JwtAuthorizer": "AWS::ApiGatewayV2::Authorizer"}
+#: Only with PipelineStateMachineArn (rehearsal.WITH_PIPELINE).
+PIPELINE_ONLY = {
+    "PipelineStartRule": "AWS::Events::Rule",
+    "PipelineStartRole": "AWS::IAM::Role",
+    "PipelineStartFailedQueue": "AWS::SQS::Queue",
+    "PipelineStartFailedQueuePolicy": "AWS::SQS::QueuePolicy",
+    "PipelineStartFailedAlarm": "AWS::CloudWatch::Alarm",
+}
 #: Conditional resources none of the parameter sets creates (the e-mail subscription needs AlarmEmail).
 NEVER_PRESENT = {"AlarmTopicEmail": "AWS::SNS::Subscription"}
 OWNER_TAG = "location-detection-stack"
@@ -103,7 +125,8 @@ def normalised(resources: dict[str, str]) -> dict[str, str]:
 
 def expected(name: str) -> dict[str, str]:
     _, jwt = rehearsal.PARAMETER_SETS[name]
-    return {**EXPECTED_RESOURCES, **(JWT_ONLY if jwt else {})}
+    pipeline = PIPELINE_ONLY if name in rehearsal.WITH_PIPELINE else {}
+    return {**EXPECTED_RESOURCES, **(JWT_ONLY if jwt else {}), **pipeline}
 
 
 def contract(environment: str) -> dict[str, str]:
@@ -127,7 +150,7 @@ def test_the_translated_template_has_exactly_the_expected_resources(name: str) -
     everything = {i: r["Type"] for i, r in rehearsal.translated(name)["Resources"].items()}
 
     assert normalised(resources) == expected(name)
-    assert normalised(everything) == {**EXPECTED_RESOURCES, **JWT_ONLY, **NEVER_PRESENT}, "conditional ones included"
+    assert normalised(everything) == {**EXPECTED_RESOURCES, **JWT_ONLY, **PIPELINE_ONLY, **NEVER_PRESENT}
     assert not [t for t in resources.values() if t.startswith("AWS::Serverless::")], "SAM translated them all"
 
 
@@ -282,7 +305,7 @@ def test_the_secret_moto_cannot_create_is_translated_with_its_name_and_key(name:
 
 
 # ------------------------------------------------------------------------------ created in moto
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=["dev", "prod", "dev-pipeline"])
 def created(request: pytest.FixtureRequest) -> Iterator[MotoStack]:
     """The parameter set's stack, created in moto (kept for the module: one create_stack per set)."""
     with pytest.MonkeyPatch.context() as env:
@@ -452,5 +475,76 @@ def test_the_alarm_topic_is_encrypted_with_its_own_key(created: MotoStack) -> No
 def test_the_log_groups_keep_logs_for_their_environments_time(created: MotoStack) -> None:
     groups = {g["logGroupName"]: g for g in client("logs").describe_log_groups()["logGroups"]}
     days = {"dev": 14, "prod": 90}[environment(created)]
-    for logical_id in ("ApiFunctionLogGroup", "ApiAccessLogGroup"):
+    for logical_id in ("ApiFunctionLogGroup", "ApiAccessLogGroup", "JobEventsFunctionLogGroup"):
         assert groups[physical_id(created, logical_id)]["retentionInDays"] == days, logical_id
+    assert groups[physical_id(created, "PipelineTaskFunctionLogGroup")]["retentionInDays"] == days
+
+
+# ------------------------------------------------------------------------------------------ job events
+@pytest.mark.parametrize("name", sorted(rehearsal.PARAMETER_SETS))
+def test_the_workers_are_translated_with_the_shared_package_their_own_roles_and_no_alias(name: str) -> None:
+    stack = rehearsal.deployed(name)
+    environment = rehearsal.environment_of(name)
+    bucket, key = rehearsal.PACKAGE_URI.removeprefix("s3://").split("/", 1)
+    for function, handler, role in (
+        ("JobEventsFunction", "workers.stream_consumer.lambda_handler", "JobEventsFunctionRole"),
+        ("PipelineTaskFunction", "workers.pipeline_task.lambda_handler", "PipelineTaskFunctionRole"),
+    ):
+        props = stack.properties(function)
+        assert props["Code"] == {"S3Bucket": bucket, "S3Key": key}, "one package, the API's"
+        assert (props["Handler"], props["Role"]) == (handler, stack.arn(role))
+        assert (props["Runtime"], props["Architectures"], props["TracingConfig"]) == (
+            "python3.11",
+            ["arm64"],
+            {"Mode": "Active"},
+        )
+        assert props["Environment"]["Variables"]["ENVIRONMENT"] == environment
+        assert not [i for i in stack.resources if i.startswith(f"{function}Version")], "no versions: no canary"
+
+
+def test_the_stack_created_the_stream_mapping_with_its_failure_handling(created: MotoStack) -> None:
+    environment_name = environment(created)
+    (mapping,) = client("lambda").list_event_source_mappings(
+        FunctionName=f"location-detection-{environment_name}-job-events"
+    )["EventSourceMappings"]
+    stream = client("dynamodb").describe_table(TableName=contract(environment_name)["JOBS_TABLE"])["Table"]
+
+    assert physical_id(created, "JobEventsMapping") == mapping["UUID"]
+    assert mapping["EventSourceArn"] == stream["LatestStreamArn"]
+    assert stream["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (mapping["BisectBatchOnFunctionError"], mapping["MaximumRetryAttempts"]) == (True, 10)
+    assert mapping["MaximumRecordAgeInSeconds"] == 6 * 3600
+    (pattern,) = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"dynamodb": {"Keys": {"job_id": {"S": [{"prefix": "job_"}]}}}}
+    queue_arn = client("sqs").get_queue_attributes(
+        QueueUrl=physical_id(created, "JobEventsFailedQueue"), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}
+
+
+def test_the_stack_created_the_bus_the_consumer_is_told_of(created: MotoStack) -> None:
+    name = f"location-detection-{environment(created)}"
+    config = client("lambda").get_function_configuration(FunctionName=f"{name}-job-events")
+
+    assert client("events").describe_event_bus(Name=name)["Name"] == name
+    assert config["Environment"]["Variables"]["EVENT_BUS_NAME"] == name
+    assert config["Role"].endswith("/" + physical_id(created, "JobEventsFunctionRole"))
+
+
+def test_the_pipeline_rule_exists_only_with_a_pipeline_and_starts_it_through_its_role(created: MotoStack) -> None:
+    bus = f"location-detection-{environment(created)}"
+    rules = client("events").list_rules(EventBusName=bus)["Rules"]
+    if created.name not in rehearsal.WITH_PIPELINE:
+        assert rules == []
+        return
+    (rule,) = rules
+    (target,) = client("events").list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    assert json.loads(rule["EventPattern"])["detail"] == {"type": ["job.created"]}
+    assert target["Arn"] == rehearsal.PIPELINE["PipelineStateMachineArn"]
+    assert target["RoleArn"].endswith("/" + physical_id(created, "PipelineStartRole"))
+    assert target["DeadLetterConfig"]["Arn"].endswith(f":{bus}-pipeline-start-failed")
+    role = client("iam").get_role(RoleName=physical_id(created, "PipelineStartRole"))["Role"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == rule["Arn"]

@@ -240,6 +240,14 @@ export interface components {
             result_s3_key: string | null;
             /** @description `{code, message}` for a failed job, else null. */
             error: components["schemas"]["JobError"] | null;
+            /** @description When the job entered `processing`; null until then (and for a job cancelled while pending). Set by the job service, never by a client. */
+            started_at: components["schemas"]["Timestamp"] | null;
+            /** @description When the job reached a final state (`completed`, `failed` or `cancelled`); null until then. */
+            finished_at: components["schemas"]["Timestamp"] | null;
+            /** @description The pipeline's progress in percent: null until it first reports, never lower than before, 100 once `completed` (a cancelled or failed job keeps what it reached). */
+            progress: number | null;
+            /** @description The pipeline stage the job is in (a short name the pipeline defines, e.g. `preprocessing`), or null. Kept once the job finishes. */
+            stage: string | null;
             /** @description The request that created the job. */
             request_id: components["schemas"]["RequestId"];
             /** @description The correlation id of the request that created the job. */

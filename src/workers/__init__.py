@@ -1,0 +1,3 @@
+"""Entry points beside the HTTP API: functions that AWS invokes with events rather than requests (the
+jobs table's stream consumer, the pipeline's task handler). Each is a thin adapter from its event to the
+services; ``workers.dependencies`` is the one module here that builds stores."""

@@ -1,0 +1,79 @@
+"""The workers' dependency setup: what each worker function needs, built once per container. The one
+module of ``workers`` that knows the storage layer (as ``api.dependencies`` is for the API).
+
+Each worker reads only the settings it uses (``utils.settings.WorkerSettings``), so its function is given
+only those names by template.yaml, and its role only those resources.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from services.job_events import JobEvents
+from services.job_service import JobService
+from services.previews import PreviewService
+from services.runtime_config import RuntimeConfig
+from storage.cache_store import CacheStore
+from storage.event_bus import EventBus
+from storage.jobs_table import JobsTable
+from storage.preview_cache import PreviewCache
+from utils import logging as log
+from utils import metrics
+from utils.settings import WorkerSettings, get_worker_settings
+
+T = TypeVar("T")
+_built: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def _configure(settings: WorkerSettings) -> None:
+    log.set_level(settings.log_level)
+    metrics.configure(
+        namespace=settings.metrics_namespace, service=settings.metrics_service, environment=settings.environment
+    )
+
+
+def job_events(settings: WorkerSettings) -> JobEvents:
+    """The stream consumer's service: job events onto the bus."""
+    return JobEvents(EventBus(settings.event_bus_name))
+
+
+def job_service(settings: WorkerSettings) -> JobService:
+    """The pipeline's job service: the jobs table, the result's bucket, the preview cache. The runtime
+    configuration (Parameter Store) only shapes what clients see (presigned URLs' lifetime), so the
+    pipeline runs on its defaults and is not given Parameter Store."""
+    cache = CacheStore(settings.cache_bucket)
+    previews = PreviewService(PreviewCache(settings.preview_cache_table))
+    return JobService(JobsTable(settings.jobs_table), cache, previews, RuntimeConfig())
+
+
+#: What each worker needs from its function's environment, and how its service is built.
+WORKERS: dict[str, tuple[tuple[str, ...], Callable[[WorkerSettings], object]]] = {
+    "job_events": (("EVENT_BUS_NAME",), job_events),
+    "job_service": (("JOBS_TABLE", "PREVIEW_CACHE_TABLE", "CACHE_BUCKET"), job_service),
+}
+
+
+def get(name: str, kind: type[T]) -> T:
+    """The container's ``name`` service (``job_events``, ``job_service``), built on first use."""
+    built = _built.get(name)
+    if built is None:
+        with _lock:
+            built = _built.get(name)
+            if built is None:
+                required, build = WORKERS[name]
+                settings = get_worker_settings(required)
+                _configure(settings)
+                built = _built[name] = build(settings)
+    if not isinstance(built, kind):
+        raise TypeError(f"{name} is a {type(built).__name__}, not a {kind.__name__}")
+    return built
+
+
+def reset() -> None:
+    """Forget what was built (tests and the local poller use this after changing the environment)."""
+    with _lock:
+        _built.clear()
+    metrics.reset()
