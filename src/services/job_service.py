@@ -9,6 +9,10 @@ processing pipeline (and the ``ops`` CLI) drive existing jobs through here:
 Every transition is a conditional write on the status and version the service read; when it loses a
 race the service re-reads and decides again (bounded), so callers see the winner's outcome.
 
+A job marked for erasure (``services.erasure``) is absent to every read here, so the pipeline's later
+``start_processing``/``complete_job``/``fail_job`` fail cleanly with ``JobNotFound``. A final transition
+brings the blueprint's deletion forward and tags it for the lifecycle rule (``services.retention``).
+
 Metrics (``utils.metrics``) count what happened, once: JobsCancelled / JobsCompleted / JobsFailed when
 this call's conditional write won the transition (not on a conflict, an illegal move, or a cancel of an
 already cancelled job).
@@ -22,8 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.errors import Conflict, IllegalTransition, JobAlreadyCompleted, JobNotFound
-from models.job import Job, JobStatus, JobView, can_transition, validate_job_id
+from models.job import ALLOWED_TRANSITIONS, Job, JobStatus, JobView, can_transition, validate_job_id
 from services.previews import PreviewService
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig
 from storage.cache_store import CacheStore, result_key
 from storage.jobs_table import JobsTable, StaleJob
@@ -55,22 +60,28 @@ class JobService:
         previews: PreviewService,
         config: RuntimeConfig,
         *,
+        retention: BlueprintRetention,
         clock: WallClock = wall_time,
     ) -> None:
         self.jobs_table = jobs_table
         self.cache = cache
         self.previews = previews
         self.config = config
+        self.retention = retention
         self._clock = clock
 
     # ---------------------------------------------------------------------------------------- reads
     def get_job(self, job_id: str, owner_id: str | None = None) -> Job:
         """The job, or ``JobNotFound``: also for a job past its expiry that DynamoDB has not yet deleted,
-        and for another client's job (``owner_id`` given) — the same answer, after the same one read, so
-        a client learns nothing about jobs that are not its own."""
+        one marked for erasure, and another client's job (``owner_id`` given) — the same answer, after the
+        same one read, so a client learns nothing about jobs that are not its own."""
         validate_job_id(job_id)
-        job = self.jobs_table.get(job_id)
-        if job is None or job.is_expired(self._clock()) or (owner_id is not None and job.owner_id != owner_id):
+        return self._live(job_id, self.jobs_table.get(job_id), owner_id)
+
+    def _live(self, job_id: str, job: Job | None, owner_id: str | None = None) -> Job:
+        if job is None or job.erasing or job.is_expired(self._clock()):
+            raise JobNotFound(details={"job_id": job_id})
+        if owner_id is not None and job.owner_id != owner_id:
             raise JobNotFound(details={"job_id": job_id})
         return job
 
@@ -112,19 +123,22 @@ class JobService:
         rooms, model_version = validate_result(result)
         job, attempt = self._lock_completion(job_id)
         key = result_key(job_id)
+        version: list[str | None] = []
         try:
-            self.cache.put_json(key, result)
-            completed = self.jobs_table.transition(
-                job, JobStatus.COMPLETED, iso_utc(self._clock()), {"result_s3_key": key}
-            )
+            version.append(self.cache.put_json(key, result))
+            now = self._clock()
+            fields = {"result_s3_key": key, **self.retention.final_fields(job, now)}
+            completed = self.jobs_table.transition(job, JobStatus.COMPLETED, iso_utc(now), fields)
         except BaseException as exc:
-            current = self._unwind_completion(job_id, attempt, key)
+            current = self._unwind_completion(job_id, attempt, key, version[0] if version else None)
             if isinstance(exc, StaleJob):
+                self._live(job_id, current)  # erased meanwhile: as absent as for any reader
                 status = current.status.value if current else "absent"
                 raise IllegalTransition(job_id, status, JobStatus.COMPLETED.value) from None
             raise
         logger.info("job status changed", extra={"job_id": job_id, "from": "processing", "to": "completed"})
         _count_transition(JobStatus.COMPLETED)
+        self.retention.tag_final(completed)
         self.previews.remember(completed, rooms, model_version, self._clock())
         return completed
 
@@ -155,9 +169,11 @@ class JobService:
                     time.sleep(0.05)
                     waited += 0.05
 
-    def _unwind_completion(self, job_id: str, attempt: str, key: str) -> Job | None:
-        """After a failed completion: delete its result unless the job completed with it (a write that
-        landed before its connection dropped), and give the lock back. Returns the job as it now is."""
+    def _unwind_completion(self, job_id: str, attempt: str, key: str, version: str | None) -> Job | None:
+        """After a failed completion: delete its result (exactly the version it wrote: a plain delete would
+        leave it behind a delete marker, out of an erasure's reach once the job is gone) unless the job
+        completed with it (a write that landed before its connection dropped), and give the lock back.
+        Returns the job as it now is."""
         try:
             current = self.jobs_table.get(job_id)
         except Exception:
@@ -165,7 +181,7 @@ class JobService:
             return None  # cannot tell: keep the result (the bucket's 30-day lifecycle rule is the backstop)
         if current is not None and current.status is JobStatus.COMPLETED and current.result_s3_key == key:
             return current
-        self._delete_quietly(key)
+        self._delete_quietly(key, version)
         if current is not None and current.extra.get("completing_by") == attempt:
             try:
                 self.jobs_table.unlock_completion(job_id, attempt)
@@ -173,9 +189,9 @@ class JobService:
                 logger.warning("could not release a completion lock", extra={"job_id": job_id})
         return current
 
-    def _delete_quietly(self, key: str) -> None:
+    def _delete_quietly(self, key: str, version: str | None) -> None:
         try:
-            self.cache.delete(key)
+            self.cache.delete_version(key, version)
         except Exception:
             logger.exception("could not delete a result of a job that did not complete", extra={"s3_key": key})
 
@@ -188,18 +204,23 @@ class JobService:
         any other move the state machine forbids raises ``IllegalTransition``.
         """
         job = self.get_job(job_id, owner_id)
+        final = not ALLOWED_TRANSITIONS[target]
         for _ in range(TRANSITION_ATTEMPTS):
             if job.status is target and target is JobStatus.CANCELLED:
                 return job
             if not can_transition(job.status, target):
                 raise IllegalTransition(job_id, job.status.value, target.value)
+            now = self._clock()
+            sets = {**(fields or {}), **(self.retention.final_fields(job, now) if final else {})}
             try:
-                updated = self.jobs_table.transition(job, target, iso_utc(self._clock()), fields)
+                updated = self.jobs_table.transition(job, target, iso_utc(now), sets)
             except StaleJob as stale:
-                job = stale.current if stale.current is not None else self.get_job(job_id)
+                job = self._live(job_id, stale.current if stale.current is not None else self.jobs_table.get(job_id))
                 continue
             logger.info("job status changed", extra={"job_id": job_id, "from": job.status.value, "to": target.value})
             _count_transition(target)
+            if final:
+                self.retention.tag_final(updated)
             return updated
         raise Conflict(details={"job_id": job_id})
 

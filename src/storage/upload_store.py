@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from storage.base import BucketBound, Refusal, conditional_write, error_code, ignore
+from storage.versions import erase_prefix
 from utils import retry
 
 UPLOADS_PREFIX = "uploads/"
@@ -41,6 +42,10 @@ class UploadedObject:
     @property
     def filename(self) -> str:
         return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def upload_id(self) -> str:
+        return self.key[len(UPLOADS_PREFIX) :].split("/", 1)[0]
 
 
 class ObjectChanged(Exception):
@@ -81,6 +86,10 @@ class UploadStore(BucketBound):
             etag=str(head["ETag"]),
             metadata={str(k).lower(): str(v) for k, v in head.get("Metadata", {}).items()},
         )
+
+    def erase_upload(self, upload_id: str) -> int:
+        """Delete every version of the upload's object (``storage.versions``); how many were stored."""
+        return erase_prefix(self, upload_prefix(upload_id))
 
     def read_head(self, upload: UploadedObject, length: int) -> bytes:
         """The object's first ``length`` bytes (a ranged GET pinned to the checked ETag)."""

@@ -34,6 +34,8 @@ class Settings:
     #: CloudWatch namespace of the EMF metrics (``utils.metrics``) and their ``Service`` dimension.
     metrics_namespace: str = DEFAULT_NAMESPACE
     metrics_service: str = DEFAULT_SERVICE
+    #: Days a blueprint is kept after its job's final state (template parameter BlueprintRetentionDays).
+    blueprint_retention_days: int = 7
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -52,6 +54,9 @@ class Settings:
                 "METRICS_NAMESPACE must be 1-255 letters, digits or . - _ / # : and spaces, not starting with AWS/"
             )
         service = (environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()
+        retention = environ.get("BLUEPRINT_RETENTION_DAYS") or "7"
+        if not retention.isdigit() or not 1 <= int(retention) <= 3650:
+            raise ConfigurationError("BLUEPRINT_RETENTION_DAYS must be a whole number of days, 1 to 3650")
         origins = tuple(o.strip().rstrip("/") for o in environ.get("CORS_ALLOWED_ORIGINS", "*").split(",") if o.strip())
         return cls(
             environment=environment,
@@ -66,6 +71,7 @@ class Settings:
             cors_allowed_origins=origins or ("*",),
             metrics_namespace=namespace,
             metrics_service=service[:255] or DEFAULT_SERVICE,
+            blueprint_retention_days=int(retention),
         )
 
 
