@@ -1,7 +1,9 @@
-"""``python -m ops``: drive jobs through their states by hand (operators, local demos).
+"""``python -m ops``: drive jobs through their states by hand (operators, local demos), manage keys, and
+erase or export data (``ops.clients``).
 
     python -m ops --local jobs complete JOB_ID --start --result examples/result.json
     python -m ops --env dev jobs show JOB_ID
+    python -m ops --env prod clients erase CLIENT_ID [--yes]
 
 Prints the resulting job (the public view, with ``result_url`` when completed) as indented JSON on
 stdout. Exit codes: 0 done; 1 the job or the target refused (not found, illegal transition, bad result
@@ -25,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from api.dependencies import Dependencies
 from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
-from ops import keys
+from ops import clients, keys
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
 from services.job_service import JobService, validate_result
 from utils.errors import AppError, ConfigurationError
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a deployed environment, with your AWS credentials (default: $ENVIRONMENT, else dev)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,clients,sweep}")
     keys = groups.add_parser("keys", help="create, list or revoke client API keys (hashed in Secrets Manager)")
     key_commands = keys.add_subparsers(dest="command", required=True, metavar="{create,list,revoke}")
     create_key = key_commands.add_parser("create", help="a new key, printed once (only its hash is stored)")
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--client-id", help="every key of this client")
     revoke.add_argument("--key-hash", help="the key whose hash starts with this prefix (from keys list)")
     jobs = groups.add_parser("jobs", help="show a job or move it to another status")
-    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,complete,fail}")
+    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,complete,fail,erase}")
 
     show = commands.add_parser("show", help="print the job (with result_url when completed)")
     show.add_argument("job_id")
@@ -93,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("--code", required=True, help="error code shown to the client, e.g. MODEL_ERROR")
     fail.add_argument("--message", required=True, help="error message shown to the client")
     fail.add_argument("--start", action="store_true", help="move a pending job to processing first")
+
+    erase = commands.add_parser("erase", help="erase the job and everything stored for it (any client's)")
+    erase.add_argument("job_id")
+    clients.add_parser(groups)
+    groups.add_parser("sweep", help="run the stack's hourly sweep once (unfinished erasures, ended retention)")
     return parser
 
 
@@ -156,6 +163,21 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
     return {"revoked": keys.revoke(secret_name, args.client_id, args.key_hash)}
 
 
+def run_erasure(args: argparse.Namespace, deps: Dependencies) -> Any:
+    if args.group == "sweep":
+        return clients.sweep(deps)
+    if args.group == "clients":
+        data = clients.run_clients(args, deps)
+        if args.command == "erase":
+            _say(
+                f"{PROG}: dry run: nothing was erased; add --yes to erase"
+                if data["dry_run"]
+                else f"{PROG}: erased; its keys stop working within 5 minutes: run this again after that"
+            )
+        return data
+    return clients.erase_job(deps, args.job_id)
+
+
 def build_service() -> JobService:
     """The service as the Lambda builds it, from the variables the target put in ``os.environ``."""
     return Dependencies(Settings.from_environ(os.environ)).job_service()
@@ -175,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{PROG}: {target.description}")
         if args.group == "keys":
             data: Any = run_keys(args, os.environ["API_KEYS_SECRET_NAME"])
+        elif args.group in ("clients", "sweep") or args.command == "erase":
+            with _service_logs_to_stderr(args.verbose):
+                data = run_erasure(args, Dependencies(Settings.from_environ(os.environ)))
         else:
             result = load_result(args.result) if args.command == "complete" else None
             with _service_logs_to_stderr(args.verbose):

@@ -86,11 +86,15 @@ class ErasureService:
         self._clock = clock
         self._sleep = sleep
 
-    def erase_job(self, job_id: str, owner_id: str | None = None, *, actor: str) -> ErasureReceipt:
+    def erase_job(
+        self, job_id: str, owner_id: str | None = None, *, actor: str, expired_too: bool = False
+    ) -> ErasureReceipt:
         """Erase the job (``owner_id``'s, or any job for ``owner_id=None``: operators); ``JobNotFound`` for
-        an unknown, expired, fully erased or another client's job. A job marked already is finished."""
+        an unknown, fully erased or another client's job, and for an expired one unless ``expired_too`` (an
+        operator's erasure of a whole client: what DynamoDB has not deleted yet goes too). A job marked
+        already is finished."""
         validate_job_id(job_id)
-        job, cancelled = self._mark(job_id, owner_id)
+        job, cancelled = self._mark(job_id, owner_id, expired_too)
         return self._finish(job, actor, cancelled)
 
     def finish_marked(self, job_id: str, *, actor: str) -> ErasureReceipt | None:
@@ -99,20 +103,20 @@ class ErasureService:
         return self._finish(job, actor, cancelled=False) if job is not None and job.erasing else None
 
     # ------------------------------------------------------------------------------------------- mark
-    def _target(self, job_id: str, owner_id: str | None) -> Job:
+    def _target(self, job_id: str, owner_id: str | None, expired_too: bool) -> Job:
         """The job to erase, as stored: a marked one whatever its expiry (its erasure must finish)."""
         job = self.jobs_table.get(job_id)
         if (
             job is None
             or (owner_id is not None and job.owner_id != owner_id)
-            or (not job.erasing and job.is_expired(self._clock()))
+            or (not job.erasing and not expired_too and job.is_expired(self._clock()))
         ):
             raise JobNotFound(details={"job_id": job_id})
         return job
 
-    def _mark(self, job_id: str, owner_id: str | None) -> tuple[Job, bool]:
+    def _mark(self, job_id: str, owner_id: str | None, expired_too: bool) -> tuple[Job, bool]:
         """The job, marked (by this call, or before it), and whether this call's mark cancelled it."""
-        job = self._target(job_id, owner_id)
+        job = self._target(job_id, owner_id, expired_too)
         waited, pause, refusals = 0.0, LOCK_POLL_SECONDS, 0
         while not job.erasing:
             now = self._clock()
@@ -121,7 +125,7 @@ class ErasureService:
                     raise Conflict("A completion of this job is in progress; retry", details={"job_id": job_id})
                 self._sleep(pause)
                 waited, pause = waited + pause, min(pause * 2, LOCK_POLL_MAX_SECONDS)
-                job = self._target(job_id, owner_id)
+                job = self._target(job_id, owner_id, expired_too)
                 continue
             try:
                 return self._write_mark(job, int(now))

@@ -6,6 +6,7 @@ short-lived presigned GET); ``feedback/{job_id}/{feedback_id}.json`` holds each 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -51,6 +52,19 @@ class CacheStore(BucketBound):
             "s3.delete_object",
             lambda: self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id),
         )
+
+    def feedback_of(self, job_id: str) -> list[Any]:
+        """Every piece of feedback stored for the job (an export for its client; the function never lists)."""
+        listing = retry.call(
+            "s3.list_objects_v2",
+            lambda: self.client.list_objects_v2(Bucket=self.bucket, Prefix=job_prefixes(job_id)[1]),
+        )
+        documents = []
+        for entry in listing.get("Contents", []):
+            read = functools.partial(self.client.get_object, Bucket=self.bucket, Key=entry["Key"])
+            body = retry.call("s3.get_object", read)
+            documents.append(json.loads(body["Body"].read()))
+        return sorted(documents, key=lambda document: str(document.get("created_at", "")))
 
     def erase_job(self, job_id: str) -> int:
         """Delete every version of the job's result and feedback (``storage.versions``); how many."""

@@ -10,6 +10,8 @@
 - ``client#{client_id}``: a client's idempotency records, by when they were begun (erasing a whole client:
   ``services.client_erasure``).
 
+A client's jobs themselves are in the owner index (``jobs_of``: every one, expired and marked included).
+
 One hash key per kind puts each kind in one partition of the index (about 1,000 writes a second): far
 above the stage's throttle (docs/erasure.md).
 """
@@ -20,6 +22,7 @@ import functools
 from typing import Any
 
 from storage.base import TableBound
+from storage.jobs_table import OWNER_INDEX
 from utils import retry
 
 LOOKUP_INDEX = "lookup-index"
@@ -48,15 +51,22 @@ class Lookups(TableBound):
         """The keys of (up to ``limit``) items under ``key``, oldest first."""
         return self._query(key, limit, "lookup_key = :key", {})
 
-    def _query(self, key: str, limit: int, condition: str, values: dict[str, Any]) -> list[str]:
+    def jobs_of(self, owner_id: str, limit: int = 100_000) -> list[str]:
+        """The ids of every job of ``owner_id`` still stored (expired or marked for erasure too), oldest first."""
+        return self._query(owner_id, limit, "owner_id = :key", {}, index=OWNER_INDEX)
+
+    def _query(
+        self, key: str, limit: int, condition: str, values: dict[str, Any], index: str = LOOKUP_INDEX
+    ) -> list[str]:
         found: list[str] = []
         start: dict[str, Any] | None = None
         while len(found) < limit:
             kwargs: dict[str, Any] = {
                 "TableName": self.table_name,
-                "IndexName": LOOKUP_INDEX,
+                "IndexName": index,
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": {":key": {"S": key}, **values},
+                "ProjectionExpression": "job_id",
                 "Limit": min(1000, limit - len(found)),
             }
             if start:

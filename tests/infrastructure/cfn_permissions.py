@@ -38,6 +38,7 @@ from tests.infrastructure.iam_simulator import Request
 PHASES = ("create", "update", "delete")
 _KMS_REPO = "github.com/aws-cloudformation/aws-cloudformation-resource-providers-kms"
 _SNS_REPO = "github.com/aws-cloudformation/aws-cloudformation-resource-providers-sns"
+_EVENTS_REPO = "github.com/aws-cloudformation/aws-cloudformation-resource-providers-events"
 _DOCS = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
 
 
@@ -393,6 +394,14 @@ HANDLERS: dict[str, Handlers] = {
         delete=("codedeploy:DeleteDeploymentGroup",),
         source=f"describe-type; {_DOCS}aws-resource-codedeploy-deploymentgroup.html",
     ),
+    # SAM's Schedule event (the sweep's hourly rule). Targets a Lambda function: no RoleArn, no iam:PassRole.
+    "AWS::Events::Rule": Handlers(
+        create=("events:PutRule", "events:PutTargets"),
+        read=("events:DescribeRule", "events:ListTargetsByRule"),
+        update=("events:PutRule", "events:RemoveTargets", "events:PutTargets"),
+        delete=("events:DeleteRule", "events:RemoveTargets", "events:ListTargetsByRule"),
+        source=f"{_EVENTS_REPO}/aws-events-rule/aws-events-rule.json@b80553471ed79122e4c9e3a812a2eb8472369b4e",
+    ),
     "AWS::ApiGatewayV2::Api": _apigateway("api"),
     "AWS::ApiGatewayV2::Integration": _apigateway("integration"),
     "AWS::ApiGatewayV2::Route": _apigateway("route"),
@@ -442,6 +451,7 @@ UNTAGGED = {
     "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Authorizer",
+    "AWS::Events::Rule",  # "tagging": {"taggable": false}
 }
 
 
@@ -506,6 +516,7 @@ ARNS: dict[str, Callable[[Deployed], str]] = {
     "AWS::CodeDeploy::DeploymentGroup": lambda r: _deployment_group(
         r, r.props["ApplicationName"], r.stack.ref(r.logical_id)
     ),
+    "AWS::Events::Rule": lambda r: f"arn:aws:events:{r.region}:{r.account}:rule/{r.props['Name']}",
     "AWS::SNS::TopicPolicy": lambda r: str(r.props["Topics"][0]),
     "AWS::SNS::Subscription": lambda r: str(r.props["TopicArn"]),
     "AWS::ApiGatewayV2::Api": _apigateway_arn(""),

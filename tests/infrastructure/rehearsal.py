@@ -50,7 +50,10 @@ REGION = "us-east-1"
 #: rehearsal uploads a small zip there).
 ARTIFACTS_BUCKET = f"location-detection-artifacts-{ACCOUNT}-{REGION}"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CODE_URIS = {"ApiFunction": f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef"}
+CODE_URIS = {
+    "ApiFunction": f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef",
+    "SweepFunction": f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef",
+}
 JWT = {"JwtIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example", "JwtAudience": "example-client"}
 #: name -> (environment, with a JWT issuer)
 PARAMETER_SETS = {"dev": ("dev", False), "prod": ("prod", False), "dev-jwt": ("dev", True), "prod-jwt": ("prod", True)}

@@ -10,8 +10,8 @@ The role also grants nothing the scenarios do not use (unless ``GRANTED_FOR_PATH
 and nothing on "*" but X-Ray's two write actions.
 
 To add a scenario: a function in ``SCENARIOS`` (it runs inside the ``aws`` fixture, with the dev stack's
-tables, buckets, parameters and secret). To add a function: its role and scenarios, its CodeUri in
-rehearsal.CODE_URIS.
+tables, buckets, parameters and secret). To add a function: its role and scenarios (``WORKER_SCENARIOS``:
+the role, what to prepare unrecorded, and the run that is recorded), its CodeUri in rehearsal.CODE_URIS.
 """
 
 from __future__ import annotations
@@ -36,11 +36,10 @@ from tests.infrastructure.iam_simulator import Policies, Request, Simulator, ref
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = rehearsal.ACCOUNT, rehearsal.REGION
 ROLE = "ApiFunctionRole"
-#: What the role grants that no scenario reaches, and the code path that needs it.
-GRANTED_FOR_PATHS_NOT_RUN = {
-    "dynamodb:ConditionCheckItem": "taking over a lapsed upload claim (storage/upload_claims.py _take_over)",
-    "dynamodb:DeleteItem": "releasing an upload claim, abandoning an idempotency record after a 5xx",
-}
+#: The function each role is (Lambda's own calls with the role: ``lambda_runtime_requests``).
+FUNCTION_OF = {"ApiFunctionRole": "ApiFunction", "SweepFunctionRole": "SweepFunction"}
+#: What a role grants that no scenario reaches, and the code path that needs it.
+GRANTED_FOR_PATHS_NOT_RUN: dict[str, dict[str, str]] = {"ApiFunctionRole": {}, "SweepFunctionRole": {}}
 
 
 def created(reply: Any, status: int = 201) -> Any:
@@ -130,6 +129,26 @@ def fail_a_job() -> None:
     ops("jobs", "show", job_id)
 
 
+def erase_jobs_in_every_state(tmp_path: Path) -> None:
+    """A completed job with feedback made under an Idempotency-Key, a processing one, one from an upload."""
+    key = {"Idempotency-Key": "scenario-erase"}
+    completed = created(invoke("POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"erase")), headers=key))
+    ops("jobs", "complete", completed["job_id"], "--start", "--result", str(ROOT / "examples" / "result.json"))
+    created(invoke("POST", f"/api/v1/jobs/{completed['job_id']}/feedback", json_body={"rating": 2}))
+    processing = new_job(samples.png(extra=b"erase processing"))
+    ops("jobs", "start", processing)
+    content = samples.png(extra=b"erase upload")
+    upload = created(
+        invoke("POST", "/api/v1/uploads", json_body={"format": "png", "filename": "plan.png", "size": len(content)})
+    )
+    posted = requests.post(upload["url"], data=upload["fields"], files={"file": ("blob", content)}, timeout=10)
+    assert posted.status_code in (200, 201, 204), posted.text
+    from_upload = created(invoke("POST", "/api/v1/jobs", json_body={"blueprint": {"upload_id": upload["upload_id"]}}))
+    for job_id in (completed["job_id"], processing, from_upload["job_id"]):
+        assert created(invoke("POST", f"/api/v1/jobs/{job_id}/erase"), 200)["job_id"] == job_id
+    assert invoke("POST", f"/api/v1/jobs/{processing}/erase").status == 404
+
+
 SCENARIOS: dict[str, Callable[..., None]] = {
     "health": health,
     "create from JSON and a data URL": create_from_json_and_data_url,
@@ -139,6 +158,44 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "read, list and cancel": read_list_and_cancel,
     "complete, read, give feedback": complete_read_and_give_feedback,
     "fail a job": fail_a_job,
+    "erase jobs in every state": erase_jobs_in_every_state,
+}
+
+
+# ------------------------------------------------------------------------------------ the sweep's
+def prepare_a_sweep() -> Callable[[], None]:
+    """A completed job whose erasure was cut short after its mark, and a job whose retention ended: the
+    sweep (run later, recorded) finishes the one and deletes the other's blueprint."""
+    from api.dependencies import get as api_dependencies
+    from utils import clock
+    from workers import dependencies as worker_dependencies
+    from workers.sweep import lambda_handler
+
+    interrupted = new_job(samples.png(extra=b"sweep: interrupted erasure"))
+    ops("jobs", "complete", interrupted, "--start", "--result", str(ROOT / "examples" / "result.json"))
+    created(invoke("POST", f"/api/v1/jobs/{interrupted}/feedback", json_body={"rating": 1}))
+    stores = api_dependencies().stores
+    job = stores.jobs_table.get(interrupted)
+    assert job is not None
+    stores.marks.mark(job, int(clock.wall_time()) - 3600)  # marked an hour ago, then nothing
+    new_job(samples.png(extra=b"sweep: retention"))
+    worker_dependencies.reset()
+
+    def run() -> None:
+        later = clock.wall_time() + 8 * 24 * 3600  # past the second job's expiry
+        saved, clock.wall_source = clock.wall_source, lambda: later
+        try:
+            report = lambda_handler({}, None)
+        finally:
+            clock.wall_source = saved
+        assert (report["erasures_finished"], report["blueprints_expired"], report["failures"]) == (1, 1, 0), report
+
+    return run
+
+
+#: Scenarios of the other functions: (role, prepare; prepare returns the run, which is recorded).
+WORKER_SCENARIOS: dict[str, tuple[str, Callable[[], Callable[[], None]]]] = {
+    "the sweep finishes an erasure and ends a retention": ("SweepFunctionRole", prepare_a_sweep),
 }
 
 
@@ -182,9 +239,11 @@ def requests_of(calls: list[Call], stack: Stack, why: str) -> list[Request]:
     return [request for call in calls for request in iam_requests(call, ACCOUNT, stack, why)]
 
 
-def evaluate(simulator: Simulator, stack: Stack, requests: list[Request], boundary: bool = False) -> list[str]:
-    principal = stack.arn(ROLE)
-    identity = role_policies(stack)
+def evaluate(
+    simulator: Simulator, stack: Stack, requests: list[Request], boundary: bool = False, role: str = ROLE
+) -> list[str]:
+    principal = stack.arn(role)
+    identity = role_policies(stack, role)
     bounded = boundary_policy() if boundary else ()
     key_ids = set(stack.of_type("AWS::KMS::Key"))
     keys = {stack.arn(i): stack.properties(i)["KeyPolicy"] for i in key_ids}
@@ -201,14 +260,23 @@ def evaluate(simulator: Simulator, stack: Stack, requests: list[Request], bounda
 
 def run_scenario(name: str, stack: Stack, tmp_path: Path) -> list[Request]:
     """Run one scenario, recording its calls: the IAM requests they make."""
+    if name in WORKER_SCENARIOS:
+        run_worker = WORKER_SCENARIOS[name][1]()
+        with recording() as recorder:
+            run_worker()
+        return requests_of(recorder.calls, stack, name)
     run = SCENARIOS[name]
     with recording() as recorder:
         run(tmp_path) if run.__code__.co_argcount else run()
     return requests_of(recorder.calls, stack, name)
 
 
+def role_of(scenario: str) -> str:
+    return WORKER_SCENARIOS[scenario][0] if scenario in WORKER_SCENARIOS else ROLE
+
+
 # --------------------------------------------------------------------------------------------- tests
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", [*SCENARIOS, *WORKER_SCENARIOS])
 def test_every_call_of_the_scenario_is_allowed_by_the_role_and_its_boundary(
     scenario: str,
     aws: Stack,
@@ -219,21 +287,41 @@ def test_every_call_of_the_scenario_is_allowed_by_the_role_and_its_boundary(
 ) -> None:
     requests_made = run_scenario(scenario, translated_dev, tmp_path)
 
+    role = role_of(scenario)
     assert requests_made, "a scenario that makes no AWS call proves nothing"
-    assert evaluate(simulator, translated_dev, requests_made) == []
-    assert evaluate(simulator, translated_dev, requests_made, boundary=True) == []
+    assert evaluate(simulator, translated_dev, requests_made, role=role) == []
+    assert evaluate(simulator, translated_dev, requests_made, boundary=True, role=role) == []
 
 
-def test_what_lambda_does_with_the_role_is_allowed(simulator: Simulator, translated_dev: Stack) -> None:
-    runtime = lambda_runtime_requests(translated_dev, "ApiFunction", ACCOUNT, REGION)
+@pytest.mark.parametrize("role", FUNCTION_OF)
+def test_what_lambda_does_with_the_role_is_allowed(simulator: Simulator, translated_dev: Stack, role: str) -> None:
+    runtime = lambda_runtime_requests(translated_dev, FUNCTION_OF[role], ACCOUNT, REGION)
     assert {r.action for r in runtime} == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
-    assert evaluate(simulator, translated_dev, runtime) == []
-    assert evaluate(simulator, translated_dev, runtime, boundary=True) == []
+    assert evaluate(simulator, translated_dev, runtime, role=role) == []
+    assert evaluate(simulator, translated_dev, runtime, boundary=True, role=role) == []
+
+
+def test_the_sweep_may_not_list_a_whole_bucket_nor_touch_what_is_not_a_jobs(
+    simulator: Simulator, translated_dev: Stack
+) -> None:
+    """The erasure grants, scoped: versions listed one job's prefix at a time, deleted under job prefixes."""
+    blueprints = translated_dev.properties("BlueprintsBucket")["BucketName"]
+    forbidden = [
+        Request("s3:ListBucketVersions", f"arn:aws:s3:::{blueprints}", {}),
+        Request("s3:ListBucketVersions", f"arn:aws:s3:::{blueprints}", {"s3:prefix": "blueprints/"}),
+        Request("s3:DeleteObjectVersion", f"arn:aws:s3:::{blueprints}/elsewhere/x"),
+        Request("s3:PutBucketVersioning", f"arn:aws:s3:::{blueprints}"),
+        Request("s3:PutLifecycleConfiguration", f"arn:aws:s3:::{blueprints}"),
+    ]
+    for role in FUNCTION_OF:
+        principal, identity = translated_dev.arn(role), role_policies(translated_dev, role)
+        decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
+        assert [d.request.describe() for d in decided if d.allowed] == [], role
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])
@@ -267,20 +355,22 @@ def test_codedeploy_may_shift_the_alias_and_read_the_canary_alarms_within_the_bo
     assert [d.request.describe() for d in decided if d.allowed] == []
 
 
+@pytest.mark.parametrize("role", FUNCTION_OF)
 def test_the_role_grants_nothing_the_code_does_not_use(
-    aws: Stack, translated_dev: Stack, tmp_path: Path, restore_environ: None
+    aws: Stack, translated_dev: Stack, tmp_path: Path, restore_environ: None, role: str
 ) -> None:
     """Least privilege, both ways: every granted action is used by some scenario (or Lambda itself)."""
-    used = {r.action for name in SCENARIOS for r in run_scenario(name, translated_dev, tmp_path)}
-    used |= {r.action for r in lambda_runtime_requests(translated_dev, "ApiFunction", ACCOUNT, REGION)}
+    scenarios = [name for name in [*SCENARIOS, *WORKER_SCENARIOS] if role_of(name) == role]
+    used = {r.action for name in scenarios for r in run_scenario(name, translated_dev, tmp_path)}
+    used |= {r.action for r in lambda_runtime_requests(translated_dev, FUNCTION_OF[role], ACCOUNT, REGION)}
     granted = {
         action
-        for _, policy in role_policies(translated_dev)
+        for _, policy in role_policies(translated_dev, role)
         for statement in policy["Statement"]
         for action in rehearsal.as_list(statement["Action"])
     }
-    assert granted - used - set(GRANTED_FOR_PATHS_NOT_RUN) == set()
-    assert set(GRANTED_FOR_PATHS_NOT_RUN) <= granted
+    assert granted - used - set(GRANTED_FOR_PATHS_NOT_RUN[role]) == set()
+    assert set(GRANTED_FOR_PATHS_NOT_RUN[role]) <= granted
 
 
 def test_nothing_is_granted_on_star_but_x_rays_two_write_actions(translated_dev: Stack) -> None:
@@ -324,6 +414,23 @@ def test_the_recorded_calls_are_mapped_as_iam_sees_them(translated_dev: Stack) -
         (
             Call("s3", "DeleteObject", {"Bucket": "b", "Key": "k", "VersionId": "v"}, REGION),
             [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")],
+        ),
+        (
+            Call(
+                "s3",
+                "DeleteObjects",
+                {"Bucket": "b", "Delete": {"Objects": [{"Key": "j/a", "VersionId": "v"}, {"Key": "j/b"}]}},
+                REGION,
+            ),
+            [("s3:DeleteObjectVersion", "arn:aws:s3:::b/j/a"), ("s3:DeleteObject", "arn:aws:s3:::b/j/b")],
+        ),
+        (
+            Call("s3", "ListObjectVersions", {"Bucket": "b", "Prefix": "j/"}, REGION),
+            [("s3:ListBucketVersions", "arn:aws:s3:::b")],
+        ),
+        (
+            Call("s3", "PutObjectTagging", {"Bucket": "b", "Key": "k"}, REGION),
+            [("s3:PutObjectTagging", "arn:aws:s3:::b/k")],
         ),
         (
             Call("ssm", "GetParametersByPath", {"Path": "/location-detection/dev/"}, REGION),

@@ -19,9 +19,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from services.runtime_config import RuntimeConfig, parse_parameters
 from tests.infrastructure import rehearsal
 from tests.infrastructure.rehearsal import ACCOUNT, REGION, MotoStack
-from utils.config import RuntimeConfig, parse_parameters
 
 #: Every resource the translated template has, by logical id (a new resource must be added here, on
 #: purpose, with the assertions it needs), in all parameter sets; JWT_ONLY and PROD_ONLY where they differ.
@@ -45,6 +45,13 @@ EXPECTED_RESOURCES = {
     "ServerlessDeploymentApplication": "AWS::CodeDeploy::Application",
     "ApiFunctionDeploymentGroup": "AWS::CodeDeploy::DeploymentGroup",
     "DeploymentRole": "AWS::IAM::Role",
+    # The hourly sweep: its function, role and log group; SAM's Schedule event becomes an EventBridge rule
+    # and the permission for EventBridge to invoke the function.
+    "SweepFunction": "AWS::Lambda::Function",
+    "SweepFunctionRole": "AWS::IAM::Role",
+    "SweepFunctionLogGroup": "AWS::Logs::LogGroup",
+    "SweepFunctionHourly": "AWS::Events::Rule",
+    "SweepFunctionHourlyPermission": "AWS::Lambda::Permission",
     "JobsTable": "AWS::DynamoDB::Table",
     "PreviewCacheTable": "AWS::DynamoDB::Table",
     "BlueprintsBucket": "AWS::S3::Bucket",
@@ -77,6 +84,7 @@ EXPECTED_RESOURCES = {
             "PreviewCacheTableThrottlesAlarm",
             "CanaryErrorsAlarm",
             "CanaryApi5xxAlarm",
+            "SweepErrorsAlarm",
         ),
         "AWS::CloudWatch::Alarm",
     ),
@@ -345,12 +353,21 @@ def test_the_tables_have_the_contracts_keys_index_and_billing(created: MotoStack
     assert physical_id(created, "JobsTable") == names["JOBS_TABLE"]
     assert jobs["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
     assert cache["KeySchema"] == [{"AttributeName": "blueprint_hash", "KeyType": "HASH"}]
-    (index,) = jobs["GlobalSecondaryIndexes"]
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in jobs["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"owner-created-index", "lookup-index"}
+    assert indexes["owner-created-index"]["KeySchema"] == [
         {"AttributeName": "owner_id", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes["owner-created-index"]["Projection"] == {"ProjectionType": "ALL"}
+    # What the sweep and a client's erasure find without a Scan (src/storage/lookups.py).
+    assert indexes["lookup-index"]["KeySchema"] == [
+        {"AttributeName": "lookup_key", "KeyType": "HASH"},
+        {"AttributeName": "lookup_at", "KeyType": "RANGE"},
+    ]
+    assert indexes["lookup-index"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    types = {a["AttributeName"]: a["AttributeType"] for a in jobs["AttributeDefinitions"]}
+    assert (types["lookup_key"], types["lookup_at"]) == ("S", "N")
     for table in (jobs, cache):
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -449,5 +466,30 @@ def test_the_alarm_topic_is_encrypted_with_its_own_key(created: MotoStack) -> No
 def test_the_log_groups_keep_logs_for_their_environments_time(created: MotoStack) -> None:
     groups = {g["logGroupName"]: g for g in client("logs").describe_log_groups()["logGroups"]}
     days = {"dev": 14, "prod": 90}[environment(created)]
-    for logical_id in ("ApiFunctionLogGroup", "ApiAccessLogGroup"):
+    for logical_id in ("ApiFunctionLogGroup", "ApiAccessLogGroup", "SweepFunctionLogGroup"):
         assert groups[physical_id(created, logical_id)]["retentionInDays"] == days, logical_id
+
+
+def test_the_sweep_runs_hourly_with_its_own_role_and_the_stacks_names(created: MotoStack) -> None:
+    env_name = environment(created)
+    config = client("lambda").get_function_configuration(FunctionName=f"location-detection-{env_name}-sweep")
+    variables = config["Environment"]["Variables"]
+    rule = client("events").describe_rule(Name=f"location-detection-{env_name}-sweep")
+    (target,) = client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    policy = client("lambda").get_policy(FunctionName=config["FunctionName"])
+    (statement,) = json.loads(policy["Policy"])["Statement"]
+
+    assert (config["Handler"], config["Runtime"], config["Timeout"]) == (
+        "workers.sweep.lambda_handler",
+        "python3.11",
+        300,
+    )
+    assert config["Role"].endswith("/" + physical_id(created, "SweepFunctionRole"))
+    assert variables.items() >= contract(env_name).items()
+    assert str(variables["BLUEPRINT_RETENTION_DAYS"]) == "7"  # moto keeps the number a number
+    assert (rule["ScheduleExpression"], rule["State"]) == ("rate(1 hour)", "ENABLED")
+    assert target["Arn"] == config["FunctionArn"]
+    assert (statement["Principal"], statement["Condition"]["ArnLike"]["AWS:SourceArn"]) == (
+        {"Service": "events.amazonaws.com"},
+        rule["Arn"],
+    )

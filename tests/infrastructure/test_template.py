@@ -80,8 +80,10 @@ def raw_properties(stack: Stack, logical_id: str) -> dict[str, Any]:
 
 
 def function_properties(stack: Stack) -> dict[str, Any]:
-    logical_id, _ = only_resource(stack, "AWS::Serverless::Function")
-    return raw_properties(stack, logical_id)
+    """The API's function (the sweep's: tests/infrastructure/test_rehearsal.py, test_function_permissions.py)."""
+    functions = stack.of_type("AWS::Serverless::Function")
+    assert sorted(functions) == ["ApiFunction", "SweepFunction"]
+    return raw_properties(stack, "ApiFunction")
 
 
 def contract_names(environment: str, account: str = LOCAL_ACCOUNT_ID, region: str = REGION) -> dict[str, str]:
@@ -473,12 +475,44 @@ def test_function_role_may_write_traces_and_nothing_else_of_x_ray(stack: Stack) 
     assert {action for action in xray if action.startswith("xray:")} == XRAY_WRITE_ACTIONS
 
 
-def test_function_role_cannot_destroy_object_versions_or_bucket_settings(stack: Stack) -> None:
-    """Versioning is the buckets' undo: the function can delete an object, never its earlier versions."""
-    actions = {action for statement in role_statements(stack) for action in as_list(statement["Action"])}
-    s3_actions = {action for action in actions if action.startswith("s3:")}
+#: Where an erasure deletes versions: a job's (or an upload's) objects, and nothing else of the buckets.
+ERASURE_PREFIXES = {
+    "BlueprintsBucket": ("blueprints/", "uploads/"),
+    "CacheBucket": ("cache/results/", "feedback/"),
+}
+ERASURE_LISTINGS = ["blueprints/job_*/", "uploads/upl_*/", "cache/results/job_*/", "feedback/job_*/"]
 
-    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+
+@pytest.mark.parametrize("role", ["ApiFunctionRole", "SweepFunctionRole"])
+def test_function_roles_destroy_versions_only_of_job_objects_and_never_bucket_settings(
+    env_stack: Stack, role: str
+) -> None:
+    """Erasure deletes every version of a job's objects (docs/erasure.md): the role may do that under the job
+    prefixes only, list versions only one job's or upload's prefix at a time, and change no bucket setting
+    (versioning, lifecycle, policy)."""
+    statements = env_stack.resolve(role_statements(env_stack, role))
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, []).append(statement)
+    s3_actions = {action for action in by_action if action.startswith("s3:")}
+    erasure = {"s3:ListBucketVersions", "s3:DeleteObjectVersion"}
+
+    expected = erasure | (
+        {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:PutObjectTagging"}
+        if role == "ApiFunctionRole"
+        else set()
+    )
+    assert s3_actions == expected
+    (deletes,) = by_action["s3:DeleteObjectVersion"]
+    assert sorted(as_list(deletes["Resource"])) == sorted(
+        f"{arn_of(env_stack, bucket)}/{prefix}*" for bucket, prefixes in ERASURE_PREFIXES.items() for prefix in prefixes
+    )
+    (listing,) = by_action["s3:ListBucketVersions"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ERASURE_LISTINGS}}, "one job's prefix at a time"
+    if role == "ApiFunctionRole":
+        (tagging,) = by_action["s3:PutObjectTagging"]
+        assert as_list(tagging["Resource"]) == [f"{arn_of(env_stack, 'BlueprintsBucket')}/blueprints/*"]
 
 
 def test_function_role_decrypts_the_secret_key_only_through_secrets_manager(env_stack: Stack) -> None:
@@ -504,7 +538,9 @@ def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and
     secret = env_stack.resolve({"Ref": "ApiKeysSecret"})
     secret_key = arn_of(env_stack, "ApiKeysSecretKey")
     log_group = arn_of(env_stack, "ApiFunctionLogGroup")
-    allowed = {
+    prefixes = {"blueprints": ("blueprints/", "uploads/"), "cache": ("cache/results/", "feedback/")}
+    erasure = {f"arn:aws:s3:::{buckets[suffix]}/{prefix}*" for suffix in prefixes for prefix in prefixes[suffix]}
+    allowed = erasure | {
         "*",  # X-Ray's two write actions only (test_function_role_grants_no_wildcard_resource_or_action)
         f"{table}-jobs",
         f"{table}-jobs/index/*",

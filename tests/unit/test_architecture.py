@@ -23,7 +23,10 @@ DEV_ONLY = ("local_api", "ops", "bench", "tests")
 #: Stands for "any import outside the standard library and the layer itself".
 NOT_STDLIB = "<anything but the standard library>"
 #: The one module of a layer allowed what its layer is not, and why.
-ALLOWED_EXCEPTIONS = {("api.dependencies", "storage"): "the dependency setup: it builds the stores, once"}
+ALLOWED_EXCEPTIONS = {
+    ("api.dependencies", "storage"): "the dependency setup: it builds the stores, once",
+    ("workers.dependencies", "storage"): "the workers' dependency setup: it builds the stores, once",
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Rule:
 RULES = (
     #    layer        may not import
     Rule("api",      ("storage", "boto3", "botocore", *DEV_ONLY)),    # services only (api.dependencies excepted)
+    Rule("workers",  ("api", "storage", "boto3", "botocore", *DEV_ONLY)),  # non-HTTP entries: services only
     Rule("services", ("api", "boto3", "botocore", *DEV_ONLY)),        # storage does every AWS call
     Rule("storage",  ("services", "api", *DEV_ONLY)),
     Rule("models",   (NOT_STDLIB,)),
@@ -186,6 +190,8 @@ def test_only_the_settings_read_the_environment() -> None:
         ("utils.x", "from tests import samples\n", "utils.x:1 imports tests"),
         ("storage.x", "from bench import common\n", "storage.x:1 imports bench"),
         ("api.x", "from ops.cli import main\n", "api.x:1 imports ops.cli"),
+        ("workers.x", "from api.http import Request\n", "workers.x:1 imports api.http (workers may not import api)"),
+        ("workers.x", "from storage import Stores\n", "workers.x:1 imports storage (workers may not import storage)"),
         ("scripts.x", "import os\n", "scripts.x: in no layer of the rules"),
     ],
 )
@@ -198,7 +204,8 @@ def test_the_checker_fails_on_a_deliberate_violation(module: str, source: str, e
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("api.dependencies", "from storage import Stores\n"),  # the one exception
+        ("api.dependencies", "from storage import Stores\n"),  # the two exceptions
+        ("workers.dependencies", "from storage import Stores\n"),
         ("api.handlers.jobs", "from services.job_service import JobService\nfrom models.job import Job\n"),
         ("services.x", "from storage.jobs_table import JobsTable\nfrom utils import retry\n"),
         ("storage.x", "from models.job import Job\nimport boto3\nfrom botocore.exceptions import ClientError\n"),
