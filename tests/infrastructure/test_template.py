@@ -679,3 +679,48 @@ def test_api_routes_take_an_optional_jwt_authorizer(stack: Stack) -> None:
         "Issuer": "https://issuer.example",
         "Audience": ["a"],
     }
+
+
+# ------------------------------------------------------------------------------------ retention (issue 18)
+@pytest.mark.parametrize(("value", "dev_days", "prod_days"), [("0", 14, 90), ("30", 30, 30), ("1", 1, 1)])
+def test_access_log_retention_is_a_parameter_defaulting_to_the_environments(
+    stack: Stack, value: str, dev_days: int, prod_days: int
+) -> None:
+    """Access logs hold clients' IP addresses: how long they stay is the operator's to choose."""
+    parameter = stack.template["Parameters"]["AccessLogRetentionDays"]
+    assert (parameter["Type"], parameter["Default"]) == ("Number", 0)
+    for environment, days in (("dev", dev_days), ("prod", prod_days)):
+        chosen = Stack(stack.template, {"Environment": environment, "AccessLogRetentionDays": value})
+        assert int(chosen.properties("ApiAccessLogGroup")["RetentionInDays"]) == days, environment
+        assert chosen.properties("ApiFunctionLogGroup")["RetentionInDays"] == {"dev": 14, "prod": 90}[environment]
+
+
+@pytest.mark.parametrize("days", ["7", "2"])
+def test_finished_blueprints_expire_after_the_retention_parameter_and_the_functions_know_it(
+    stack: Stack, days: str
+) -> None:
+    parameter = stack.template["Parameters"]["BlueprintRetentionDays"]
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (7, 1, 30)
+    chosen = Stack(stack.template, {"Environment": "dev", "BlueprintRetentionDays": days})
+    (final,) = [r for r in lifecycle_rules(chosen, "BlueprintsBucket") if r["Id"] == "expire-final-blueprints"]
+
+    assert final["Prefix"] == "blueprints/"
+    assert final["TagFilters"] == [{"Key": "retention", "Value": "final"}]
+    assert int(final["ExpirationInDays"]) == int(days)
+    assert final["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    for function in ("ApiFunction", "SweepFunction"):
+        assert chosen.function_environment(function)["BLUEPRINT_RETENTION_DAYS"] == days, function
+
+
+def test_results_expire_with_the_jobs_life(stack: Stack) -> None:
+    (results,) = [r for r in lifecycle_rules(stack, "CacheBucket") if r.get("Prefix") == "cache/results/"]
+    assert results["ExpirationInDays"] == 7
+    assert results["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+
+
+def test_the_sweep_runs_hourly_as_the_retention_assumes(stack: Stack) -> None:
+    from services.retention import SWEEP_INTERVAL_SECONDS
+
+    event = raw_properties(stack, "SweepFunction")["Events"]["Hourly"]
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == f"rate({SWEEP_INTERVAL_SECONDS // 3600} hour)"

@@ -165,3 +165,21 @@ def test_the_provisioned_lifecycle_rule_expires_tagged_blueprints_after_the_rete
     assert final["Expiration"] == {"Days": 7}, "the template's default BlueprintRetentionDays"
     assert final["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert rules["expire-objects"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+
+
+@pytest.mark.parametrize("final", ["completed", "failed", "cancelled"])
+def test_each_final_transition_tags_the_blueprint_in_s3(world: TimeMachine, s3: Any, final: str) -> None:
+    job = new_job()
+    if final == "cancelled":
+        assert invoke("DELETE", f"/api/v1/jobs/{job['job_id']}").status == 200
+    else:
+        service().start_processing(job["job_id"])
+        tagging = s3.get_object_tagging(Bucket=BLUEPRINTS, Key=job["blueprint_s3_key"])["TagSet"]
+        assert tagging == [], "not before the final state"
+        if final == "completed":
+            service().complete_job(job["job_id"], RESULT)
+        else:
+            service().fail_job(job["job_id"], {"code": "MODEL_ERROR", "message": "no rooms"})
+
+    tags = s3.get_object_tagging(Bucket=BLUEPRINTS, Key=job["blueprint_s3_key"])["TagSet"]
+    assert tags == [{"Key": "retention", "Value": "final"}]
