@@ -1,26 +1,20 @@
 """Erasure over real HTTP (``POST /api/v1/jobs/{job_id}/erase``): against the local API or, with API_URL,
-a deployed stack. The first tests are part of the post-deploy smoke test (``make smoke``): each erases only
-a job it made itself (pending: a deployed stack has no pipeline to complete one). The last one drives a job
-to completed with the operator CLI, so it runs against the local API only."""
+a deployed stack; all of it is part of the post-deploy smoke test (``make smoke``): each test erases only a
+job it made itself (pending: a deployed stack has no pipeline to complete one; a completed job's erasure
+over HTTP, with the operator CLI completing it, is in test_erasure_local.py)."""
 
 from __future__ import annotations
 
 import base64
-import json
-import os
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
 import pytest
 
 from tests import samples
-from tests.e2e.conftest import OTHER_API_KEY, ROOT, Client, HttpReply, LocalServer
+from tests.e2e.conftest import OTHER_API_KEY, Client, HttpReply
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.smoke]
 
 
 def create(client: Client) -> dict[str, Any]:
@@ -34,7 +28,6 @@ def erase(client: Client, job_id: str) -> HttpReply:
     return client.request("POST", f"/api/v1/jobs/{job_id}/erase")
 
 
-@pytest.mark.smoke
 def test_erasing_a_job_answers_the_receipt_and_the_job_is_gone(client: Client) -> None:
     job = create(client)
 
@@ -53,7 +46,6 @@ def test_erasing_a_job_answers_the_receipt_and_the_job_is_gone(client: Client) -
     assert job["job_id"] not in [j["job_id"] for j in listed]
 
 
-@pytest.mark.smoke
 def test_another_clients_job_cannot_be_erased(api_url: str, client: Client) -> None:
     other = Client(api_url, api_key=OTHER_API_KEY)
     try:
@@ -66,7 +58,6 @@ def test_another_clients_job_cannot_be_erased(api_url: str, client: Client) -> N
         other.close()
 
 
-@pytest.mark.smoke
 def test_erase_needs_a_key_and_a_job_id(api_url: str, client: Client) -> None:
     anonymous = Client(api_url, api_key=None)
     try:
@@ -78,38 +69,3 @@ def test_erase_needs_a_key_and_a_job_id(api_url: str, client: Client) -> None:
     wrong_method = client.request("GET", "/api/v1/jobs/job_20261121T231500_9f2c4e7a1b3d5f60/erase")
     assert wrong_method.status == 405
     assert "POST" in wrong_method.headers["allow"]
-
-
-def test_a_completed_jobs_result_url_and_preview_go_with_it(local_server: LocalServer) -> None:
-    client = Client(local_server.url)
-    try:
-        content = samples.png(extra=uuid.uuid4().bytes)
-        body = {"blueprint": {"file": base64.b64encode(content).decode()}}
-        job_id = client.json("POST", "/api/v1/jobs", body).data["job_id"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-        env["LOCAL_API_STATE"] = local_server.state_file
-        command = [sys.executable, "-m", "ops", "--local", "jobs", "complete", job_id, "--start", "--result"]
-        run = subprocess.run(
-            [*command, "examples/result.json"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr
-        result_url = client.request("GET", f"/api/v1/jobs/{job_id}").data["result_url"]
-        assert client.json("POST", f"/api/v1/jobs/{job_id}/feedback", {"rating": 5}).status == 201
-
-        receipt = erase(client, job_id)
-
-        assert receipt.status == 200, receipt.raw[:500]
-        assert receipt.data["objects_deleted"] == 3, "the blueprint, the result, the feedback"
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(result_url, timeout=10)
-        assert refused.value.code == 404, "the result_url from before serves nothing"
-        again = client.json("POST", "/api/v1/jobs", body)
-        assert "preview" not in again.data, json.dumps(again.data)[:300]
-    finally:
-        client.close()
