@@ -296,3 +296,61 @@ def test_one_audit_line_and_the_metrics_and_no_file_name_in_anything_logged(
     assert datapoints(documents, "JobsErased") == [1]
     assert datapoints(documents, "ObjectsErased") == [1]
     assert datapoints(documents, "JobsCancelled") == [1]
+
+
+def test_two_erasures_of_one_job_at_once_both_end_with_it_gone(aws: Stack, s3: Any, dynamodb: Any) -> None:
+    for _ in range(10):
+        job = completed_job()
+        start = threading.Barrier(2)
+        replies: list[Reply] = []
+
+        def erase_it(
+            job_id: str = job["job_id"], start: threading.Barrier = start, replies: list[Reply] = replies
+        ) -> None:
+            start.wait()
+            replies.append(erase(job_id))
+
+        threads = [threading.Thread(target=erase_it) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        # Each finds the job (200, the second resuming the first's work) or finds it gone already (404).
+        assert sorted(r.status for r in replies) in ([200, 200], [200, 404]), [r.body for r in replies]
+        assert sum(r.data["objects_deleted"] for r in replies if r.status == 200) >= 2
+        assert nothing_left(everything_of(s3, dynamodb, job))
+
+
+def test_an_object_s3_would_not_delete_fails_the_erasure_and_its_retry_finishes(
+    aws: Stack, s3: Any, dynamodb: Any, clock: FakeClock
+) -> None:
+    """DeleteObjects answers 200 and lists the keys it could not delete: a throttled key is retried like a
+    throttled call; one refused for good (AccessDenied) fails the request and leaves the job marked."""
+    job = completed_job()
+    real = aws_clients.get_client("s3")
+
+    class RefusesOnce:
+        def __init__(self, code: str) -> None:
+            self.code, self.refused = code, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def delete_objects(self, **kwargs: Any) -> Any:
+            if self.refused < 1:
+                self.refused += 1
+                first = kwargs["Delete"]["Objects"][0]
+                return {"Deleted": [], "Errors": [{**first, "Code": self.code, "Message": "no"}]}
+            return real.delete_objects(**kwargs)
+
+    aws_clients.set_client("s3", RefusesOnce("SlowDown"))
+    assert_erased(erase(job["job_id"]), job["job_id"], objects=2)
+    assert len(clock.sleeps) == 1, "the refused key was retried once"
+
+    again = completed_job()
+    aws_clients.set_client("s3", RefusesOnce("AccessDenied"))
+    assert erase(again["job_id"]).status == 500, "not something a retry fixes by itself: a bug or a policy"
+    aws_clients.reset_clients()
+    assert "erase_requested_at" in everything_of(s3, dynamodb, again)["record"], "still marked, still findable"
+    assert_erased(erase(again["job_id"]), again["job_id"], objects=2)
