@@ -24,6 +24,7 @@ from typing import Any
 
 from models.errors import Conflict, JobNotFound
 from models.job import Job, JobStatus, validate_job_id
+from services.job_rules import timing
 from services.job_service import COMPLETION_WAIT_SECONDS, TRANSITION_ATTEMPTS
 from services.previews import PreviewService
 from storage.blueprint_store import BlueprintStore
@@ -140,7 +141,10 @@ class ErasureService:
         if job.status in (JobStatus.PENDING, JobStatus.PROCESSING):
             # Cancelled and marked in one conditional write: the pipeline sees the cancellation, and a
             # completion that took its lock since the read loses (the lock changed the version).
-            marked = self.jobs_table.transition(job, JobStatus.CANCELLED, iso_utc(now), mark_fields(now))
+            # The cancel's own stamps (finished_at), as any other cancel writes them.
+            stamp = iso_utc(now)
+            fields = {**timing(JobStatus.CANCELLED, stamp), **mark_fields(now)}
+            marked = self.jobs_table.transition(job, JobStatus.CANCELLED, stamp, fields)
             logger.info("job status changed", extra={"job_id": job.job_id, "from": job.status.value, "to": "cancelled"})
             metrics.add("JobsCancelled", 1)
             return marked, True

@@ -18,6 +18,7 @@ from models.errors import IllegalTransition, JobNotFound
 from models.job import JobStatus
 from services import erasure as erasure_module
 from services.erasure import ErasureService
+from storage.items import from_item
 from tests.conftest import OTHER_API_KEY, Reply, create_body, invoke
 from tests.emf import datapoints, emf_documents, json_lines
 from tests.faults import server_error
@@ -158,6 +159,30 @@ def test_a_processing_job_is_cancelled_first_and_the_pipeline_then_fails_cleanly
     with pytest.raises(JobNotFound):
         pipeline.fail_job(job_id, {"code": "MODEL_ERROR", "message": "late"})
     assert nothing_left(everything_of(s3, dynamodb, job)), "and the late completion left nothing behind"
+
+
+def test_the_cancel_an_erasure_makes_is_stamped_like_any_other_cancel(
+    aws: Stack, s3: Any, dynamodb: Any, clock: FakeClock
+) -> None:
+    """The mark cancels a processing job in its one write: with the job's timing too (issue 16), so the
+    cancelled, marked record an erasure cut short leaves says when the job ended, as a DELETE's would."""
+    erased, cancelled = processing_job(), processing_job()
+    inject("s3", always={"delete_objects": server_error})
+    assert_error(erase(erased["job_id"]), 503, "SERVICE_UNAVAILABLE")
+    aws_clients.reset_clients()
+    assert invoke("DELETE", f"/api/v1/jobs/{cancelled['job_id']}").status == 200
+
+    def record(job_id: str) -> dict[str, Any]:
+        item = dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": job_id}}, ConsistentRead=True)["Item"]
+        return from_item(item)
+
+    marked, plain = record(erased["job_id"]), record(cancelled["job_id"])
+    assert "erase_requested_at" in marked
+    for job in (marked, plain):
+        assert job["status"] == "cancelled"
+        assert job["finished_at"] == job["updated_at"], "finished when it was cancelled"
+        assert job["started_at"] <= job["finished_at"]
+    assert set(plain) - set(marked) == set(), "the erasure's cancel writes all a cancel writes"
 
 
 def test_a_pending_job_made_from_an_upload_takes_the_upload_and_its_claim_with_it(
