@@ -19,7 +19,7 @@ from models.job import JobStatus
 from services import erasure as erasure_module
 from services.erasure import ErasureService
 from storage.items import from_item
-from tests.conftest import OTHER_API_KEY, Reply, create_body, invoke
+from tests.conftest import GENEROUS_RATE_LIMIT, OTHER_API_KEY, Reply, create_body, invoke, set_rate_limit
 from tests.emf import datapoints, emf_documents, json_lines
 from tests.faults import server_error
 from tests.integration.conftest import FakeClock
@@ -41,6 +41,12 @@ from tests.integration.test_uploads import finalise, uploaded
 from utils import aws as aws_clients
 
 FILENAME = "secret-floor-plan.png"
+
+
+@pytest.fixture(autouse=True)
+def generous_budget(aws: Stack) -> None:
+    """These tests make up to a hundred jobs at once; the rate limits are not what they test."""
+    set_rate_limit(*GENEROUS_RATE_LIMIT)
 
 
 def erase(job_id: str, api_key: str | None = None) -> Reply:
