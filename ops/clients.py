@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from typing import Any
 
 from api.dependencies import Dependencies
 from ops import keys
 from services.client_erasure import ClientData, ClientErasure
+from services.rate_limits import RateLimitState
 from services.sweep import Sweep
 
 #: Who erased, in the audit line: the operator (their AWS identity is in CloudTrail).
 ACTOR = "operator"
-#: Per-client data of features beside jobs: issue 17's webhooks register their ``ClientData`` here.
-CLIENT_DATA: tuple[ClientData, ...] = ()
+#: Per-client data of features beside jobs, each built from the dependencies: the limiter's items
+#: (``rate#...``) and, with issue 17, webhooks register their ``ClientData`` here.
+CLIENT_DATA: tuple[Callable[[Dependencies], ClientData], ...] = (lambda deps: RateLimitState(deps.stores.rate_limits),)
 #: A client id as the keys and the JWT authorizer make them (``cli_...``, a token's ``sub``).
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,256}")
 
@@ -48,7 +51,7 @@ def client_erasure(deps: Dependencies) -> ClientErasure:
         uploads=s.uploads,
         idempotency=s.idempotency,
         cache=s.cache,
-        parts=CLIENT_DATA,
+        parts=[part(deps) for part in CLIENT_DATA],
     )
 
 

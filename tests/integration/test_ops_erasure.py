@@ -11,6 +11,7 @@ import pytest
 
 from local_api.cfn_template import Stack
 from models.job import JOB_TTL_SECONDS
+from storage.rate_limits import limit_key
 from tests.conftest import OTHER_API_KEY, create_body, invoke
 from tests.integration.test_erasure import everything_of, nothing_left, versions
 from tests.integration.test_jobs_api import BLUEPRINTS, JOBS, assert_error
@@ -41,6 +42,13 @@ def alices_data(s3: Any) -> dict[str, Any]:
     return {"completed": job, "pending": dict(pending), "upload_id": upload["upload_id"]}
 
 
+def rate_limit_keys(dynamodb: Any) -> set[str]:
+    items = dynamodb.scan(
+        TableName=JOBS, FilterExpression="item_type = :t", ExpressionAttributeValues={":t": {"S": "rate_limit"}}
+    )["Items"]
+    return {item["job_id"]["S"] for item in items}
+
+
 def bobs_job() -> dict[str, Any]:
     reply = invoke("POST", "/api/v1/jobs", json_body=create_body(unique_png()), api_key=OTHER_API_KEY)
     assert reply.status == 201, reply.body
@@ -63,6 +71,7 @@ def test_a_dry_run_lists_what_would_go_and_erases_nothing(
     assert listed["uploads"] == [alice["upload_id"]]
     assert listed["idempotency_records"] == 2
     assert [key["client_id"] for key in listed["keys"]] == [ALICE]
+    assert listed["rate_limits"] == ["jobs", "uploads"], "the limiter's items of both budgets she spent"
     assert "home.png" not in json.dumps(out), "ids, never file names"
     assert everything_of(s3, dynamodb, alice["completed"]) == before
 
@@ -77,7 +86,8 @@ def test_erase_with_yes_takes_every_job_upload_record_and_key_and_leaves_the_oth
 
     assert code == 0, err
     assert "run this again" in err
-    assert out["erased"] == {"keys": 1, "jobs": 2, "objects_deleted": 5, "uploads": 1, "idempotency_records": 1}
+    erased = {"keys": 1, "jobs": 2, "objects_deleted": 5, "uploads": 1, "idempotency_records": 1, "rate_limits": 2}
+    assert out["erased"] == erased
     for job in (alice["completed"], alice["pending"]):
         assert nothing_left(everything_of(s3, dynamodb, job))
     assert versions(s3, BLUEPRINTS, f"uploads/{alice['upload_id']}/") == []
@@ -85,6 +95,7 @@ def test_erase_with_yes_takes_every_job_upload_record_and_key_and_leaves_the_oth
         TableName=JOBS, FilterExpression="item_type = :t", ExpressionAttributeValues={":t": {"S": "idempotency"}}
     )
     assert records["Items"] == [], "the job's record went with the job, the upload's with the client"
+    assert rate_limit_keys(dynamodb) == {limit_key(BOB, "jobs")}, "her limiter items went, Bob's stayed"
     secrets._store = None  # past the Lambda's five-minute secret cache
     assert_error(invoke("GET", "/api/v1/jobs"), 401, "UNAUTHORIZED")
     assert everything_of(s3, dynamodb, bob) == bob_before
@@ -92,7 +103,8 @@ def test_erase_with_yes_takes_every_job_upload_record_and_key_and_leaves_the_oth
 
     again, out, _ = cli(capsys, "clients", "erase", ALICE, "--yes")
     assert again == 0
-    assert out["erased"] == {"keys": 0, "jobs": 0, "objects_deleted": 0, "uploads": 0, "idempotency_records": 0}
+    nothing = {"keys": 0, "jobs": 0, "objects_deleted": 0, "uploads": 0, "idempotency_records": 0, "rate_limits": 0}
+    assert out["erased"] == nothing
 
 
 def test_export_has_the_clients_jobs_feedback_uploads_and_key_names_only(
