@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, http_latency, memory, warm
+from bench import cold_start, events, http_latency, memory, warm
 from bench.common import DEFAULT_SRC, ROOT
 from bench.report import Machine, Section, git_revision, render
 
-BENCHMARKS = ("cold", "warm", "memory", "http")
+BENCHMARKS = ("cold", "warm", "memory", "http", "events")
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 #: Hand-written analysis (profiles of misses, before/after of fixes) appended to the generated report.
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
@@ -53,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-threads", type=int, default=8, help="client threads (default 8)")
     p.add_argument("--http-seconds", type=float, help="seconds per server and round (default 4; quick 1)")
     p.add_argument("--http-rounds", type=int, help="rounds over the servers (default 3; quick 1)")
+    p.add_argument("--events-samples", type=int, help="state changes timed to a subscriber (default 60; quick 15)")
     p.add_argument(
         "--http-nodelay",
         action="store_true",
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             int(_pick(args.http_rounds, 3, 1, q)),
             nodelay=args.http_nodelay,
         ),
+        "events": lambda: events.run(src, int(_pick(args.events_samples, 60, 15, q))),
     }
     started_at = datetime.now(UTC)
     started = time.perf_counter()

@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from local_api.event_poller import StreamPoller, start_poller
 from local_api.server import STATE_FILE, make_server, prepare_environment, write_state
 
 
@@ -25,9 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     stack, moto_server = prepare_environment()
     endpoint = os.environ["AWS_ENDPOINT_URL"]
+    # Job events: the stream consumer, fed by a poller of the emulated stream (started before any request).
+    poller: StreamPoller = start_poller(stack)
     if args.aws_only:
         print(f"Emulated AWS with the template's resources at {endpoint} (Ctrl-C stops it)", flush=True)
         _wait_for_stop()
+        poller.stop()
         moto_server and moto_server.stop()
         return 0
 
@@ -45,12 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  API key: {key}   (send it as X-API-Key; set DEV_API_KEYS=k1,k2 to choose your own)", flush=True)
     print(f"  explorer page: http://{host}:{port}/   (local only: paste a key, drop blueprints)", flush=True)
     print(f"  emulated AWS: {endpoint}   (Ctrl-C stops both)", flush=True)
+    print(f"  job events: bus {os.environ['EVENT_BUS_NAME']} (subscribe with a rule; docs/pipeline.md)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        poller.stop()
         STATE_FILE.unlink(missing_ok=True)
         if moto_server is not None:
             moto_server.stop()

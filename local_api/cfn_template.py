@@ -34,6 +34,7 @@ _NAME_PROPERTIES = (
     "AliasName",
     "RoleName",
     "ManagedPolicyName",
+    "QueueName",
 )
 _ARN = "arn:aws:{service}:{region}:{account}:"
 #: What ``Ref`` returns when it is not the resource's name (CloudFormation's "Return values" of each type).
@@ -45,6 +46,8 @@ _REF_FORMS = {
     "AWS::ApiGatewayV2::Api": "{api_id}",
     "AWS::IAM::ManagedPolicy": "arn:aws:iam::{account}:policy/{name}",
     "AWS::IAM::OIDCProvider": "arn:aws:iam::{account}:oidc-provider/{name}",
+    "AWS::SQS::Queue": "https://sqs.{region}.amazonaws.com/{account}/{name}",
+    "AWS::Events::Rule": "{bus}|{name}",
 }
 #: What ``Fn::GetAtt X.Arn`` returns, by resource type.
 _ARN_FORMS = {
@@ -58,7 +61,14 @@ _ARN_FORMS = {
     "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
     "AWS::SNS::Topic": _REF_FORMS["AWS::SNS::Topic"],
     "AWS::SecretsManager::Secret": _REF_FORMS["AWS::SecretsManager::Secret"],
+    "AWS::SQS::Queue": _ARN.format(service="sqs", region="{region}", account="{account}") + "{name}",
+    "AWS::Events::EventBus": _ARN.format(service="events", region="{region}", account="{account}") + "event-bus/{name}",
+    "AWS::Events::Rule": _ARN.format(service="events", region="{region}", account="{account}") + "rule/{bus}/{name}",
 }
+#: ``Fn::GetAtt`` attributes that are the resource's name.
+_NAME_ATTRIBUTES = ("Name", "QueueName")
+#: A table's stream label: AWS makes it the stream's creation time (a stand-in here).
+STREAM_LABEL = "2026-01-01T00:00:00.000"
 
 
 class _NoValue:
@@ -162,7 +172,9 @@ class Stack:
 
     def _format(self, form: str, logical_id: str) -> str:
         key_id = hashlib.sha256(logical_id.encode()).hexdigest()
+        props = self.resources[logical_id].get("Properties", {})
         return form.format(
+            bus=self.resolve(props.get("EventBusName", "default")),
             name=self.physical_name(logical_id),
             region=self.region,
             account=self.account_id,
@@ -228,6 +240,10 @@ class Stack:
         logical_id, attribute = arg
         if attribute == "Arn":
             return self.arn(logical_id)
+        if attribute in _NAME_ATTRIBUTES:
+            return self.physical_name(logical_id)
+        if attribute == "StreamArn":
+            return f"{self.arn(logical_id)}/stream/{STREAM_LABEL}"
         return (
             f"arn:aws:local:{self.region}:{self.account_id}:{logical_id}/{attribute}/{self.physical_name(logical_id)}"
         )
@@ -270,8 +286,28 @@ class Stack:
         variables = self.resolve(props.get("Environment", {}).get("Variables", {}))
         return {k: str(v) for k, v in variables.items()}
 
+    def process_environment(self) -> dict[str, str]:
+        """Every function's environment as one process's, where one process stands for all of them (``make
+        run``, the tests, the operator CLI): the API's, plus what the workers add. ``PER_FUNCTION`` names
+        describe a function rather than a resource it uses and keep the API's value (its default when it
+        sets none); any other name two functions give different values is a clash, refused."""
+        merged = self.function_environment("ApiFunction")
+        api_names = set(merged)
+        for function in self.of_type("AWS::Serverless::Function"):
+            for key, value in self.function_environment(function).items():
+                if key in PER_FUNCTION and key not in api_names:
+                    continue
+                if merged.setdefault(key, value) != value and key not in PER_FUNCTION:
+                    raise ValueError(f"{function} and another function give {key} different values")
+        return merged
+
     def function_timeout(self, logical_id: str = "ApiFunction") -> int:
         return int(self.resources[logical_id].get("Properties", {}).get("Timeout", 3))
+
+
+#: Settings of one function itself (its metrics' dimensions), not names of what it uses: the sweep's
+#: ``METRICS_SERVICE=sweep`` must not become the API's when one process runs both.
+PER_FUNCTION = frozenset({"METRICS_SERVICE", "METRICS_NAMESPACE"})
 
 
 def _stand_in(seed: str, length: int) -> str:

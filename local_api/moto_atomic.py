@@ -1,4 +1,4 @@
-"""Make moto's DynamoDB writes atomic, as DynamoDB's are.
+"""Make moto's DynamoDB writes atomic, as DynamoDB's are (and keep its streams' memory bounded).
 
 moto evaluates a ``ConditionExpression`` and then writes, with no lock between the two, so two threads
 racing conditional writes on one item can both "win" — something real DynamoDB never allows and our
@@ -46,3 +46,23 @@ def install() -> None:
 
     DynamoHandler.call_action = locked_call  # type: ignore[method-assign]
     _installed = True
+
+
+def forget_used_stream_iterators() -> None:
+    """moto keeps every DynamoDB Streams shard iterator it ever handed out (each ~600 bytes), and the local
+    poller asks for a new one 20 times a second: drop an iterator once ``GetRecords`` has used it (the
+    poller never reuses one; each answer carries the next)."""
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_records
+    if getattr(original, "_forgets", False):
+        return
+
+    @functools.wraps(original)
+    def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        result = original(self, iterator_arn, limit)
+        self.shard_iterators.pop(iterator_arn, None)
+        return result
+
+    get_records._forgets = True  # type: ignore[attr-defined]
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]

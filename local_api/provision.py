@@ -1,4 +1,5 @@
-"""Create the template's tables, buckets, parameters and secret in an emulated account (moto, LocalStack).
+"""Create the template's tables (with their streams), buckets, parameters, secret, event bus, queues and
+rules in an emulated account (moto, LocalStack).
 
 Translates each resource's CloudFormation properties into the API calls that make the same resource,
 so key schemas, TTLs, GSIs, lifecycle rules, encryption and policies come from ``template.yaml``
@@ -18,6 +19,8 @@ from botocore.exceptions import ClientError
 from local_api.cfn_template import Stack
 
 _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+#: SQS queue attributes the template sets, as the SQS API names them.
+_QUEUE_ATTRIBUTES = ("MessageRetentionPeriod", "SqsManagedSseEnabled", "VisibilityTimeout")
 
 
 def _exists_error(exc: ClientError) -> bool:
@@ -27,6 +30,8 @@ def _exists_error(exc: ClientError) -> bool:
         "BucketAlreadyExists",
         "ParameterAlreadyExists",
         "ResourceExistsException",
+        "ResourceAlreadyExistsException",
+        "QueueAlreadyExists",
     )
 
 
@@ -49,6 +54,7 @@ def provision(stack: Stack, session: boto3.session.Session | None = None, endpoi
     for logical_id in stack.of_type("AWS::SecretsManager::Secret"):
         props = stack.properties(logical_id)
         _ignore_existing(lambda p=props: secrets.create_secret(Name=p["Name"], SecretString=initial_secret_string(p)))
+    provision_events(stack, client("events"), client("sqs"))
 
 
 def initial_secret_string(props: dict[str, Any]) -> str:
@@ -78,6 +84,29 @@ def _password_alphabet(spec: dict[str, Any]) -> str:
     return "".join(ch for ch in alphabet if ch not in str(spec.get("ExcludeCharacters", "")))
 
 
+def provision_events(stack: Stack, events: Any, sqs: Any) -> None:
+    """The event bus, the queues, and the rules these parameters create (with their targets)."""
+    present = stack.present()
+    for logical_id in (i for i in stack.of_type("AWS::Events::EventBus") if i in present):
+        name = stack.properties(logical_id)["Name"]
+        _ignore_existing(lambda n=name: events.create_event_bus(Name=n))
+    for logical_id in (i for i in stack.of_type("AWS::SQS::Queue") if i in present):
+        props = stack.properties(logical_id)
+        attributes = {
+            k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
+            for k in _QUEUE_ATTRIBUTES
+            if k in props
+        }
+        _ignore_existing(lambda p=props, a=attributes: sqs.create_queue(QueueName=p["QueueName"], Attributes=a))
+    for logical_id in (i for i in stack.of_type("AWS::Events::Rule") if i in present):
+        props = stack.properties(logical_id)
+        bus = props.get("EventBusName", "default")
+        events.put_rule(
+            Name=props["Name"], EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]), State=props["State"]
+        )
+        events.put_targets(Rule=props["Name"], EventBusName=bus, Targets=props["Targets"])
+
+
 def _ignore_existing(call: Any) -> None:
     try:
         call()
@@ -91,6 +120,9 @@ def create_table(dynamodb: Any, props: dict[str, Any]) -> None:
     kwargs = {key: props[key] for key in _TABLE_KEYS if key in props}
     if props.get("SSESpecification", {}).get("SSEEnabled"):
         kwargs["SSESpecification"] = {"Enabled": True}
+    if "StreamSpecification" in props:
+        view = props["StreamSpecification"]["StreamViewType"]
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
     try:
         dynamodb.create_table(TableName=name, **kwargs)
     except ClientError as exc:
@@ -142,10 +174,13 @@ def cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A CloudFormation lifecycle rule in the shape of the S3 API."""
+    prefix = rule.get("Prefix", "")
+    tags = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in rule.get("TagFilters", [])]
     converted: dict[str, Any] = {
         "ID": rule["Id"],
         "Status": rule["Status"],
-        "Filter": {"Prefix": rule.get("Prefix", "")},
+        # S3 takes a prefix with tags only under "And" (CloudFormation's Prefix + TagFilters).
+        "Filter": {"And": {"Prefix": prefix, "Tags": tags}} if tags else {"Prefix": prefix},
     }
     if "ExpirationInDays" in rule:
         converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}

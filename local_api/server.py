@@ -212,6 +212,7 @@ def start_emulated_aws() -> tuple[Any, str]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per emulated AWS call is noise
     moto_atomic.install()
+    moto_atomic.forget_used_stream_iterators()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -257,7 +258,7 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     keys = dev_api_keys()
     provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
-    for key, value in lambda_environment(stack).items():
+    for key, value in stack.process_environment().items():  # the API's and the workers'
         os.environ.setdefault(key, value)
     return stack, moto_server
 

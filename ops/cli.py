@@ -1,11 +1,16 @@
-"""``python -m ops``: drive jobs through their states by hand (operators, local demos).
+"""``python -m ops``: drive jobs through their states by hand (operators, local demos), manage keys, and
+erase or export data (``ops.clients``).
 
     python -m ops --local jobs complete JOB_ID --start --result examples/result.json
+    python -m ops --local jobs progress JOB_ID 40 --stage preprocessing
     python -m ops --env dev jobs show JOB_ID
+    python -m ops --env prod events replay --dry-run
+    python -m ops --env prod clients erase CLIENT_ID [--yes]
 
 Prints the resulting job (the public view, with ``result_url`` when completed) as indented JSON on
 stdout. Exit codes: 0 done; 1 the job or the target refused (not found, illegal transition, bad result
-file, invalid job id, AWS error), with one line on stderr and no traceback; 2 usage error.
+file, invalid job id, AWS error; ``events replay``: some messages are left), with one line on stderr and
+no traceback; 2 usage error.
 """
 
 from __future__ import annotations
@@ -20,17 +25,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.dependencies import Dependencies
+from local_api.cfn_template import Stack, load_template
 from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
-from ops import keys
+from ops import clients, events, keys
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
-from services.job_service import JobService, validate_result
+from services.job_rules import validate_result
+from services.job_service import JobService
+from storage.jobs_scan import JobsScan
 from utils.errors import AppError, ConfigurationError
 from utils.logging import JsonFormatter, get_logger
-from utils.settings import Settings
+from utils.settings import Settings, WorkerSettings
+from workers.dependencies import job_events
 
 PROG = "python -m ops"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -58,7 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a deployed environment, with your AWS credentials (default: $ENVIRONMENT, else dev)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events,clients,sweep}")
+    _add_key_commands(groups)
+    _add_job_commands(groups)
+    _add_event_commands(groups)
+    clients.add_parser(groups)
+    groups.add_parser("sweep", help="run the stack's hourly sweep once (unfinished erasures, ended retention)")
+    return parser
+
+
+def _add_key_commands(groups: Any) -> None:
     keys = groups.add_parser("keys", help="client API keys (hashed) and the cursor-signing key in Secrets Manager")
     key_commands = keys.add_subparsers(
         dest="command", required=True, metavar="{create,list,revoke,cursor-key,restore-previous}"
@@ -77,14 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_parser(
         "restore-previous", help="merge the keys of the secret's previous version back (after a regenerating deploy)"
     )
+
+
+def _add_job_commands(groups: Any) -> None:
     jobs = groups.add_parser("jobs", help="show a job or move it to another status")
-    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,complete,fail}")
+    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,progress,complete,fail,erase}")
 
     show = commands.add_parser("show", help="print the job (with result_url when completed)")
     show.add_argument("job_id")
 
     start = commands.add_parser("start", help="pending -> processing")
     start.add_argument("job_id")
+
+    progress = commands.add_parser("progress", help="a processing job's progress (0..100, never lower) and stage")
+    progress.add_argument("job_id")
+    progress.add_argument("percent", type=int, metavar="PERCENT", help="0..100, at least the job's current progress")
+    progress.add_argument("--stage", metavar="NAME", help="the stage it is in, e.g. preprocessing ([a-z][a-z0-9_-]*)")
 
     complete = commands.add_parser("complete", help="processing -> completed, storing the result")
     complete.add_argument("job_id")
@@ -102,7 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     fail.add_argument("--code", required=True, help="error code shown to the client, e.g. MODEL_ERROR")
     fail.add_argument("--message", required=True, help="error message shown to the client")
     fail.add_argument("--start", action="store_true", help="move a pending job to processing first")
-    return parser
+
+    erase = commands.add_parser("erase", help="erase the job and everything stored for it (any client's)")
+    erase.add_argument("job_id")
+
+
+def _add_event_commands(groups: Any) -> None:
+    events = groups.add_parser("events", help="job events: replay what the failure queue holds (docs/runbook.md)")
+    event_commands = events.add_subparsers(dest="command", required=True, metavar="{watch,replay}")
+    watch = event_commands.add_parser("watch", help="print the job events the bus delivers, one JSON line each")
+    watch.add_argument("--count", type=int, help="stop after this many events")
+    watch.add_argument("--seconds", type=float, help="stop after this long")
+    replay = event_commands.add_parser("replay", help="re-read the failed batches from the stream and publish them")
+    replay.add_argument("--dry-run", action="store_true", help="say what would be published; change nothing")
+    replay.add_argument("--max-messages", type=int, default=100, help="messages to handle at most (default 100)")
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -147,6 +187,8 @@ def run(args: argparse.Namespace, service: JobService, result: dict[str, Any] | 
         return service.get_job_view(job_id).to_public()
     if args.command == "start":
         return public_view(service, service.start_processing(job_id))
+    if args.command == "progress":
+        return public_view(service, service.report_progress(job_id, args.percent, args.stage))
     if args.start:
         start_if_pending(service, job_id)
     if args.command == "complete":
@@ -169,6 +211,43 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
     return {"revoked": keys.revoke(secret_name, args.client_id, args.key_hash)}
 
 
+def run_events(args: argparse.Namespace) -> dict[str, Any]:
+    """``events watch`` (a temporary subscriber of the bus) and ``events replay`` (the failure queue of
+    the environment's job events, replayed): ops/events.py."""
+    stack = Stack(load_template(), {"Environment": os.environ["ENVIRONMENT"]})
+    session = boto3.session.Session()
+    sqs = session.client("sqs")
+    if args.command == "watch":
+        bus = os.environ["EVENT_BUS_NAME"]
+        return events.watch(session.client("events"), sqs, bus, count=args.count, seconds=args.seconds)
+    queue = stack.properties("JobEventsFailedQueue")["QueueName"]
+    service = job_events(WorkerSettings.from_environ(os.environ, ("EVENT_BUS_NAME",)))
+    return events.replay(
+        sqs,
+        sqs.get_queue_url(QueueName=queue)["QueueUrl"],
+        session.client("dynamodbstreams"),
+        service,
+        JobsScan(os.environ["JOBS_TABLE"]),
+        dry_run=args.dry_run,
+        limit=args.max_messages,
+    )
+
+
+def run_erasure(args: argparse.Namespace, deps: Dependencies) -> Any:
+    if args.group == "sweep":
+        return clients.sweep(deps)
+    if args.group == "clients":
+        data = clients.run_clients(args, deps)
+        if args.command == "erase":
+            _say(
+                f"{PROG}: dry run: nothing was erased; add --yes to erase"
+                if data["dry_run"]
+                else f"{PROG}: erased; its keys stop working within 5 minutes: run this again after that"
+            )
+        return data
+    return clients.erase_job(deps, args.job_id)
+
+
 def build_service() -> JobService:
     """The service as the Lambda builds it, from the variables the target put in ``os.environ``."""
     return Dependencies(Settings.from_environ(os.environ)).job_service()
@@ -188,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{PROG}: {target.description}")
         if args.group == "keys":
             data: Any = run_keys(args, os.environ["API_KEYS_SECRET_NAME"])
+        elif args.group == "events":
+            with _service_logs_to_stderr(args.verbose):
+                data = run_events(args)
+        elif args.group in ("clients", "sweep") or args.command == "erase":
+            with _service_logs_to_stderr(args.verbose):
+                data = run_erasure(args, Dependencies(Settings.from_environ(os.environ)))
         else:
             result = load_result(args.result) if args.command == "complete" else None
             with _service_logs_to_stderr(args.verbose):
@@ -201,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{PROG}: error: {message}")
         return EXIT_ERROR
     print(json.dumps(data, indent=2, ensure_ascii=False))
-    return EXIT_OK
+    left_work = isinstance(data, dict) and data.get("ok") is False  # events replay: messages are left
+    return EXIT_ERROR if left_work else EXIT_OK
 
 
 _Explainer = Callable[[Any, str], str]

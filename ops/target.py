@@ -92,9 +92,10 @@ def check_reachable(url: str, state_path: Path, timeout: float = 2.0) -> None:
 def template_environment(
     environment: str, account_id: str = LOCAL_ACCOUNT_ID, region: str = LOCAL_REGION
 ) -> dict[str, str]:
-    """The function's environment variables as ``template.yaml`` resolves them for ``environment``."""
+    """The functions' environment variables (the API's and the workers': ``Stack.process_environment``) as
+    ``template.yaml`` resolves them for ``environment``."""
     stack = Stack(load_template(), {"Environment": environment}, region=region, account_id=account_id)
-    return stack.function_environment()
+    return stack.process_environment()
 
 
 def caller_account_and_region() -> tuple[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from services.auth import Authenticator, CursorKeyMissing, has_cursor_key
+from services.erasure import ErasureService
 from services.feedback_service import FeedbackService
 from services.health import HealthService, Probe, cached, optional, reachable
 from services.idempotency import IdempotencyService
@@ -20,6 +21,7 @@ from services.job_listing import JobListing
 from services.job_service import JobService
 from services.previews import PreviewService
 from services.rate_limits import RateLimiter
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig, config_store
 from services.upload_service import UploadService
 from storage import Stores
@@ -45,6 +47,10 @@ class Dependencies:
         self.idempotency = IdempotencyService(self.stores.idempotency)
         self.health = HealthService(self._health_probes(), prepare=_create_clients)
         self.previews = PreviewService(self.stores.previews)
+        s = self.stores
+        self.retention = BlueprintRetention(
+            s.blueprints, s.uploads, s.jobs_table, s.marks, settings.blueprint_retention_days
+        )
 
     def _health_probes(self) -> dict[str, Probe]:
         """What every request needs (the jobs table, both buckets, the secret, the parameters) and the
@@ -77,7 +83,7 @@ class Dependencies:
     # --------------------------------------------------------------- services bound to one configuration
     def job_service(self, config: RuntimeConfig | None = None) -> JobService:
         s = self.stores
-        return JobService(s.jobs_table, s.cache, self.previews, config or self.config())
+        return JobService(s.jobs_table, s.cache, self.previews, config or self.config(), retention=self.retention)
 
     def job_creation(self, config: RuntimeConfig | None = None) -> JobCreation:
         s = self.stores
@@ -95,6 +101,19 @@ class Dependencies:
 
     def rate_limiter(self, config: RuntimeConfig | None = None) -> RateLimiter:
         return RateLimiter(self.stores.rate_limits, config or self.config())
+
+    def erasure(self) -> ErasureService:
+        s = self.stores
+        return ErasureService(
+            s.jobs_table,
+            s.marks,
+            blueprints=s.blueprints,
+            uploads=s.uploads,
+            cache=s.cache,
+            previews=self.previews,
+            idempotency=s.idempotency,
+            claims=s.claims,
+        )
 
 
 def _create_clients() -> None:

@@ -65,10 +65,16 @@ class Conflict(DomainError):
     default_message = "A concurrent update won; retry the request"
 
 
-class IllegalTransition(DomainError):
+class PipelineError(DomainError):
+    """An error only the pipeline (the task handler, ``workers.pipeline_task``) and operators can cause:
+    not part of the HTTP contract (no route raises one; one reaching the router is a bug, a 500). The
+    pipeline sees its ``code`` as the error name a Step Functions ``Catch`` matches (docs/pipeline.md)."""
+
+
+class IllegalTransition(PipelineError):
     """A move the state machine forbids, asked for by the pipeline or an operator (``start_processing``
-    and friends). Not part of the HTTP contract: the routes translate the ones a client can cause (a
-    cancel of a finished job is ``JobAlreadyCompleted``), so one reaching the router is a bug (500)."""
+    and friends). The routes translate the ones a client can cause (a cancel of a finished job is
+    ``JobAlreadyCompleted``)."""
 
     code = "ILLEGAL_TRANSITION"
 
@@ -80,3 +86,34 @@ class IllegalTransition(DomainError):
             f"job {job_id} cannot move from {current} to {target}",
             details={"job_id": job_id, "status": current, "target": target},
         )
+
+
+class JobNotProcessing(PipelineError):
+    """Progress reported for a job that is not ``processing`` (still pending, cancelled, or finished)."""
+
+    code = "JOB_NOT_PROCESSING"
+
+    def __init__(self, job_id: str, current: str) -> None:
+        self.job_id = job_id
+        self.current = current
+        super().__init__(f"job {job_id} is {current}, not processing", details={"job_id": job_id, "status": current})
+
+
+class ProgressDecreased(PipelineError):
+    """Progress lower than the job already shows: it never goes down."""
+
+    code = "PROGRESS_DECREASED"
+
+    def __init__(self, job_id: str, current: int, reported: int) -> None:
+        self.current = current
+        super().__init__(
+            f"job {job_id} is at {current}%; progress cannot go down to {reported}%",
+            details={"job_id": job_id, "progress": current, "reported": reported},
+        )
+
+
+class InvalidProgress(PipelineError):
+    """A progress that is not a whole number 0..100, or a stage that is not a short lowercase name."""
+
+    code = "INVALID_PROGRESS"
+    default_message = "progress must be an integer 0..100 and stage a name matching [a-z][a-z0-9_-]{0,31}"

@@ -86,6 +86,12 @@ def is_valid_upload_id(value: str) -> bool:
     return UPLOAD_ID.matches(value)
 
 
+#: A pipeline stage: a short lowercase name (``preprocessing``, ``room-detection``, ``ocr_2``).
+STAGE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+#: The pipeline's progress: a whole percentage.
+MIN_PROGRESS, MAX_PROGRESS = 0, 100
+
+
 def validate_job_id(job_id: str) -> str:
     """``job_id`` itself if it is one, else ``InvalidJobId`` (before any read: a malformed id is the
     client's mistake, not an absent job)."""
@@ -107,6 +113,10 @@ PUBLIC_FIELDS = (
     "blueprint_filename",
     "result_s3_key",
     "error",
+    "started_at",
+    "finished_at",
+    "progress",
+    "stage",
     "request_id",
     "correlation_id",
     "api_version",
@@ -132,15 +142,36 @@ class Job:
     api_version: str = API_VERSION
     result_s3_key: str | None = None
     error: dict[str, str] | None = None
-    #: Incremented by every status write; part of each transition's condition.
+    #: When it entered ``processing`` / reached a final state (set by the job service, never by a client).
+    started_at: str | None = None
+    finished_at: str | None = None
+    #: What the pipeline reported: a percentage that never goes down (100 once completed), a stage name.
+    progress: int | None = None
+    stage: str | None = None
+    #: Incremented by every write of a public field except the feedback count, and by the completion
+    #: lock; part of each transition's condition. Events are ``{job_id}:{version}`` (models.events).
     version: int = 1
     feedback_count: int = 0
     #: The client that created the job; only it sees the job. None for jobs made before ownership.
     owner_id: str | None = None
+    #: Where the file came from and what names the job, kept so an erasure finds them without a Scan
+    #: (docs/erasure.md): the upload it was made from, the Idempotency-Key record whose answer names it.
+    upload_id: str | None = None
+    idempotency_record: str | None = None
+    #: When its erasure was asked for (epoch seconds): from then on every read treats the job as absent.
+    erase_requested_at: int | None = None
+    #: The lookup index's entry (``storage.lookups``): what the sweep must do with the job, and when.
+    lookup_key: str | None = None
+    lookup_at: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def is_expired(self, now_epoch: float) -> bool:
         return self.expires_at <= now_epoch
+
+    @property
+    def erasing(self) -> bool:
+        """Marked for erasure: gone for every reader, its data about to be (or being) deleted."""
+        return self.erase_requested_at is not None
 
     def to_public(self) -> dict[str, Any]:
         """The job as the contract shows it to clients."""
@@ -194,6 +225,8 @@ class RequestInfo:
     correlation_id: str
     #: The calling client (None for operators and the pipeline, who see every job).
     client_id: str | None = None
+    #: The Idempotency-Key record the request runs under, if any: a job it creates names it.
+    idempotency_record: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ for an hour. Only its owner's: a preview from another client's job would tell th
 the same file (the contract: a preview is only ever the caller's own). A job without an owner makes none.
 
 Best effort both ways: a preview is a bonus, so neither a failing read nor a failing write ever fails the
-request or the completion that asked for it.
+request or the completion that asked for it. Not so its removal by an erasure (``forget``): that fails the
+erasure, which is then retried. An entry is written only while its job is live and not being erased.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ class PreviewService:
             "expires_at": int(now) + PREVIEW_TTL_SECONDS,
         }
         try:
-            self.previews.put(job.owner_id, job.blueprint_hash, entry)
+            written = self.previews.put_for_live_job(job.owner_id, job.blueprint_hash, entry)
         except Exception:  # the preview is a cache: the job is completed whether or not it is written
             logger.warning("could not cache the preview", exc_info=True, extra={"job_id": job.job_id})
+            return
+        if not written:
+            logger.info("no preview cached: the job is gone or being erased", extra={"job_id": job.job_id})
+
+    def forget(self, job: Job) -> None:
+        """Delete the preview made from ``job`` (an erasure's step): its owner's entry for its blueprint, if
+        it still names the job (a job without an owner made none). Raises on failure, unlike the other two:
+        an erasure must not end with it left."""
+        if job.owner_id:
+            self.previews.delete_if_from(job.owner_id, job.blueprint_hash, job.job_id)

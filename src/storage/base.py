@@ -121,6 +121,10 @@ class _Bound:
         return self._client or aws.get_client(self.service)
 
 
+class ResourceBound(_Bound):
+    """Any other named resource (a stream, an event bus, a queue): subclasses name their ``service``."""
+
+
 class TableBound(_Bound):
     service = "dynamodb"
 

@@ -110,7 +110,18 @@ class JobsTable(TableBound):
 
     def transition(self, job: Job, target: JobStatus, updated_at: str, fields: dict[str, Any] | None = None) -> Job:
         """Move ``job`` (as read) to ``target``; ``StaleJob`` if anyone wrote it since it was read."""
-        sets = {"status": target.value, "updated_at": updated_at, **(fields or {})}
+        return self._versioned_set(job, {"status": target.value, "updated_at": updated_at, **(fields or {})})
+
+    def report_progress(self, job: Job, progress: int, stage: str | None, updated_at: str) -> Job:
+        """The pipeline's progress on ``job`` (as read); ``StaleJob`` if anyone wrote it since. Bumps the
+        version: a state change of its own (``job.progress``), with a new event id ``{job_id}:{version}``."""
+        sets: dict[str, Any] = {"progress": progress, "updated_at": updated_at}
+        if stage is not None:
+            sets["stage"] = stage
+        return self._versioned_set(job, sets)
+
+    def _versioned_set(self, job: Job, sets: dict[str, Any]) -> Job:
+        """SET ``sets`` on ``job``, conditional on the status and version read, bumping the version."""
         names = {f"#f{i}": name for i, name in enumerate(sets)}
         values = {f":v{i}": value for i, value in enumerate(sets.values())}
         assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(sets)))
@@ -201,9 +212,9 @@ class JobsTable(TableBound):
                 TableName=self.table_name,
                 Key={"job_id": {"S": job_id}},
                 UpdateExpression="ADD feedback_count :one, feedback_ids :ids",
-                ConditionExpression=(
-                    "#status = :status AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))"
-                ),
+                # Never on a job marked for erasure: its feedback prefix is being (or has been) emptied.
+                ConditionExpression="#status = :status AND attribute_not_exists(erase_requested_at) AND "
+                "(attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
@@ -266,7 +277,7 @@ class JobsTable(TableBound):
         elif before:
             condition += " AND created_at <= :before"
             values[":before"] = before
-        filters = "expires_at > :now"
+        filters = "expires_at > :now AND attribute_not_exists(erase_requested_at)"
         names: dict[str, str] = {}
         if status:
             filters += " AND #status = :status"

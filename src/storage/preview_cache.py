@@ -5,6 +5,9 @@ The key attribute keeps its name, ``blueprint_hash``; its value is ``{owner_id}#
 names its ``owner_id``, which ``get`` checks again. Each entry carries its ``expires_at`` (the table's TTL
 attribute; ``services.previews`` decides how long an entry lives). DynamoDB deletes expired items late,
 so ``get`` treats an entry past it as absent.
+An entry names the job it was made from (``job_id``): it is written only while that job is live and not
+marked for erasure (one transaction with a check of the job's record in the jobs table), and an erasure
+deletes it only while it still names that job.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from storage.base import TableBound
+from storage.base import TableBound, conditional_write, ignore
 from storage.items import from_item, to_item
 from utils import retry
 
@@ -25,6 +28,11 @@ def preview_key(owner_id: str, blueprint_hash: str) -> str:
 
 
 class PreviewCache(TableBound):
+    def __init__(self, name: str, client: Any | None = None, *, jobs_table: str = "") -> None:
+        """The entries of table ``name``; ``jobs_table``: where the jobs they are made from live."""
+        super().__init__(name, client)
+        self.jobs_table = jobs_table
+
     def get(self, owner_id: str, blueprint_hash: str, now_epoch: float) -> dict[str, Any] | None:
         """``owner_id``'s live entry for the blueprint, or None."""
         key = {"blueprint_hash": {"S": preview_key(owner_id, blueprint_hash)}}
@@ -41,12 +49,51 @@ class PreviewCache(TableBound):
         """One cheap read of a key no entry has: proves the table answers; raises if it does not."""
         self.client.get_item(TableName=self.table_name, Key={"blueprint_hash": {"S": "__health_probe__"}})
 
-    def put(self, owner_id: str, blueprint_hash: str, entry: dict[str, Any]) -> None:
-        """Store ``entry`` as ``owner_id``'s for the blueprint (replacing their earlier one)."""
+    def put_for_live_job(self, owner_id: str, blueprint_hash: str, entry: dict[str, Any]) -> bool:
+        """Store ``entry`` as ``owner_id``'s for the blueprint (replacing their earlier one) if the job it
+        names (``entry["job_id"]``) exists and is not marked for erasure: a completion that finishes after
+        an erasure began never leaves a preview behind. False if not."""
         scoped = {**entry, "blueprint_hash": preview_key(owner_id, blueprint_hash), "owner_id": owner_id}
         # DynamoDB numbers are Decimals: a JSON round trip turns every float of the rooms into one.
         item = to_item(json.loads(json.dumps(scoped), parse_float=Decimal))
-        retry.call("dynamodb.put_item", lambda: self.client.put_item(TableName=self.table_name, Item=item))
+        check = {
+            "TableName": self.jobs_table,
+            "Key": {"job_id": {"S": entry["job_id"]}},
+            "ConditionExpression": "attribute_exists(job_id) AND attribute_not_exists(erase_requested_at)",
+        }
+        return conditional_write(
+            "dynamodb.transact_write_items",
+            lambda: self.client.transact_write_items(
+                TransactItems=[{"ConditionCheck": check}, {"Put": {"TableName": self.table_name, "Item": item}}]
+            ),
+            done=lambda _: True,
+            refused=lambda _: False,
+            refusals=("TransactionCanceledException",),
+        )
+
+    def delete_if_from(self, owner_id: str, blueprint_hash: str, job_id: str) -> None:
+        """Delete ``owner_id``'s entry for the blueprint if it was made from ``job_id`` (a later job's stays)."""
+        key = {"blueprint_hash": {"S": preview_key(owner_id, blueprint_hash)}}
+        conditional_write(
+            "dynamodb.delete_item",
+            lambda: self.client.delete_item(
+                TableName=self.table_name,
+                Key=key,
+                ConditionExpression="job_id = :job_id",
+                ExpressionAttributeValues={":job_id": {"S": job_id}},
+            ),
+            done=ignore,
+            refused=ignore,  # none, or another job's (or this delete's lost first attempt took it)
+            landed=lambda: True if self._names(key) != job_id else None,
+        )
+
+    def _names(self, key: dict[str, Any]) -> str | None:
+        response = retry.call(
+            "dynamodb.get_item",
+            lambda: self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True),
+        )
+        value = (response.get("Item") or {}).get("job_id", {}).get("S")
+        return str(value) if value is not None else None
 
 
 def _from_dynamodb(value: Any) -> Any:

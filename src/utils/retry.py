@@ -78,8 +78,19 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+class PartlyFailed(Exception):
+    """A batch call that answered but did not do all of its work (PutEvents' ``FailedEntryCount``): the
+    caller raises it from inside ``call`` to have the rest retried like a throttled call."""
+
+    def __init__(self, operation: str, code: str) -> None:
+        self.code = code
+        super().__init__(f"{operation}: some entries failed ({code})")
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """Throttling, 5xx and connection errors are worth retrying; anything else is not."""
+    """Throttling, 5xx, connection errors and partly failed batches are worth retrying; nothing else is."""
+    if isinstance(exc, PartlyFailed):
+        return True
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -151,6 +162,8 @@ def call(
 
 
 def _error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, PartlyFailed):
+        return exc.code
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code")
         return str(code) if code is not None else None

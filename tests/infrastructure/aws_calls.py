@@ -119,6 +119,7 @@ _S3_OBJECT = {
     "GetObject": ("s3:GetObject", "s3:GetObjectVersion"),
     "HeadObject": ("s3:GetObject", "s3:GetObjectVersion"),
     "DeleteObject": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    "PutObjectTagging": ("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
     "AbortMultipartUpload": ("s3:AbortMultipartUpload", "s3:AbortMultipartUpload"),
     **dict.fromkeys(
         ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "PresignedPost"),
@@ -142,7 +143,16 @@ def _s3(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str
         return requests
     if op in ("CopyObject", "UploadPartCopy"):
         return [("s3:GetObject", _copy_source(p), {}), ("s3:PutObject", _object(p), {})]
-    return [(_S3_BUCKET[op], bucket, {})]
+    if op == "DeleteObjects":
+        # Authorized per object, as each one's DeleteObject (Service Authorization Reference: DeleteObjects
+        # "requires s3:DeleteObject"; with a version id, s3:DeleteObjectVersion).
+        return [
+            ("s3:DeleteObjectVersion" if o.get("VersionId") else "s3:DeleteObject", _object({**p, "Key": o["Key"]}), {})
+            for o in p["Delete"]["Objects"]
+        ]
+    # A listing's prefix is the s3:prefix condition key (absent when the listing names none).
+    context = {"s3:prefix": p["Prefix"]} if "Prefix" in p else {}
+    return [(_S3_BUCKET[op], bucket, context)]
 
 
 def _ssm(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
@@ -183,12 +193,50 @@ def _sts(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[st
     raise KeyError(call.operation)
 
 
+def _events(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    if call.operation != "PutEvents":
+        raise KeyError(call.operation)
+    buses = {entry.get("EventBusName", "default") for entry in call.params["Entries"]}
+    arn = f"arn:aws:events:{call.region}:{account}:event-bus/"
+    return [("events:PutEvents", bus if bus.startswith("arn:") else arn + bus, {}) for bus in sorted(buses)]
+
+
+def _stream_arn(call: Call) -> str:
+    """The stream a streams call is on. GetRecords names only an iterator: AWS's are opaque, moto's start
+    with the stream's ARN (``ARN|1|id``), which is what the recorded scenarios run on."""
+    if "StreamArn" in call.params:
+        return str(call.params["StreamArn"])
+    arn = str(call.params["ShardIterator"]).split("|", 1)[0]
+    if not arn.startswith("arn:aws:dynamodb:"):
+        raise KeyError("a shard iterator that does not name its stream")
+    return arn
+
+
+def _dynamodbstreams(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    if call.operation in ("DescribeStream", "GetShardIterator", "GetRecords"):
+        return [(f"dynamodb:{call.operation}", _stream_arn(call), {})]
+    if call.operation == "ListStreams":
+        return [("dynamodb:ListStreams", f"{_table(call, account, call.params['TableName'])}/stream/*", {})]
+    raise KeyError(call.operation)
+
+
+def _sqs(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    actions = {"SendMessage": "sqs:SendMessage", "SendMessageBatch": "sqs:SendMessage"}
+    if call.operation not in actions:
+        raise KeyError(call.operation)
+    name = str(call.params["QueueUrl"]).rstrip("/").rsplit("/", 1)[1]
+    return [(actions[call.operation], f"arn:aws:sqs:{call.region}:{account}:{name}", {})]
+
+
 MAPPINGS: dict[str, Callable[[Call, str, Stack], list[tuple[str, str, dict[str, Any]]]]] = {
     "dynamodb": _dynamodb,
     "s3": _s3,
     "ssm": _ssm,
     "secretsmanager": _secretsmanager,
     "sts": _sts,
+    "events": _events,
+    "dynamodbstreams": _dynamodbstreams,
+    "sqs": _sqs,
 }
 
 

@@ -38,6 +38,7 @@ from tests.infrastructure.iam_simulator import Request
 PHASES = ("create", "update", "delete")
 _KMS_REPO = "github.com/aws-cloudformation/aws-cloudformation-resource-providers-kms"
 _SNS_REPO = "github.com/aws-cloudformation/aws-cloudformation-resource-providers-sns"
+_EVENTS_REPO = "github.com/aws-cloudformation/aws-cloudformation-resource-providers-events"
 _DOCS = "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
 
 
@@ -414,6 +415,65 @@ HANDLERS: dict[str, Handlers] = {
             "AccessLogSettings (http-api-logging.html: permissions to log to CloudWatch)",
         ),
     ),
+    "AWS::Events::EventBus": Handlers(
+        create=(
+            *("events:CreateEventBus", "events:DescribeEventBus", "events:PutPermission"),
+            *("events:ListTagsForResource", "events:TagResource"),
+        ),
+        read=("events:DescribeEventBus", "events:ListTagsForResource"),
+        update=("events:TagResource", "events:UntagResource", "events:PutPermission", "events:DescribeEventBus"),
+        delete=("events:DescribeEventBus", "events:DeleteEventBus"),
+        source=f"{_EVENTS_REPO}/aws-events-eventbus/aws-events-eventbus.json@b1663d6cc90fd4bb108a4ae82485ae0f046c0e08",
+        unused={"events:PutPermission": "Policy (the bus has no resource policy: only this account puts events)"},
+    ),
+    "AWS::Events::Rule": Handlers(
+        create=("events:PutRule", "events:PutTargets"),
+        read=("events:DescribeRule", "events:ListTargetsByRule"),
+        update=("events:PutRule", "events:RemoveTargets", "events:PutTargets"),
+        delete=("events:DeleteRule", "events:RemoveTargets", "events:ListTargetsByRule"),
+        source=f"{_EVENTS_REPO}/aws-events-rule/aws-events-rule.json@b80553471ed79122e4c9e3a812a2eb8472369b4e",
+        # A target with a RoleArn: PutTargets passes the role to EventBridge (API_PutTargets: "you must have
+        # iam:PassRole"); the schema at that commit predates the check. SAM's Schedule event (the sweep's
+        # hourly rule) targets a Lambda function: no RoleArn, so no iam:PassRole for it.
+        extra={"iam:PassRole": "Targets[].RoleArn (API_PutTargets)"},
+    ),
+    "AWS::SQS::Queue": Handlers(
+        create=(
+            *("sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"),
+            *("sqs:ListQueueTags", "sqs:TagQueue"),
+        ),
+        read=("sqs:GetQueueAttributes", "sqs:ListQueueTags"),
+        update=(
+            *("sqs:SetQueueAttributes", "sqs:GetQueueAttributes", "sqs:ListQueueTags"),
+            *("sqs:TagQueue", "sqs:UntagQueue"),
+        ),
+        delete=("sqs:DeleteQueue", "sqs:GetQueueAttributes"),
+        source=f"describe-type; {_DOCS}aws-resource-sqs-queue.html",
+    ),
+    "AWS::SQS::QueuePolicy": Handlers(
+        create=("sqs:SetQueueAttributes",),
+        read=("sqs:GetQueueAttributes",),
+        update=("sqs:SetQueueAttributes",),
+        delete=("sqs:SetQueueAttributes",),
+        source=f"describe-type; {_DOCS}aws-resource-sqs-queuepolicy.html",
+    ),
+    "AWS::Lambda::EventSourceMapping": Handlers(
+        create=(
+            *("lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:TagResource"),
+            *("kms:DescribeKey", "kms:GenerateDataKey", "kms:Decrypt"),
+        ),
+        read=("lambda:GetEventSourceMapping", "lambda:ListTags", "kms:Decrypt"),
+        update=(
+            *("lambda:UpdateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:ListTags"),
+            *("lambda:TagResource", "lambda:UntagResource", "kms:DescribeKey", "kms:GenerateDataKey", "kms:Decrypt"),
+        ),
+        delete=("lambda:DeleteEventSourceMapping", "lambda:GetEventSourceMapping", "kms:Decrypt"),
+        source=f"describe-type; {_DOCS}aws-resource-lambda-eventsourcemapping.html",
+        unused=dict.fromkeys(
+            ("kms:DescribeKey", "kms:GenerateDataKey", "kms:Decrypt"),
+            "KmsKeyArn (the filter criteria are not encrypted with a key of ours)",
+        ),
+    ),
 }
 
 #: The tag-on-create pairs: the action that creates the resource with its tags, and the tagging action
@@ -429,6 +489,9 @@ TAG_ON_CREATE: dict[str, tuple[str, ...]] = {
     "AWS::SecretsManager::Secret": ("secretsmanager:CreateSecret", "secretsmanager:TagResource"),
     "AWS::CloudWatch::Alarm": ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"),
     "AWS::CodeDeploy::Application": ("codedeploy:CreateApplication", "codedeploy:TagResource"),
+    "AWS::Events::EventBus": ("events:CreateEventBus", "events:TagResource"),
+    "AWS::SQS::Queue": ("sqs:CreateQueue", "sqs:TagQueue"),
+    "AWS::Lambda::EventSourceMapping": ("lambda:CreateEventSourceMapping", "lambda:TagResource"),
 }
 #: Types that take no tags (their schema says "taggable": false, or they have no Tags property).
 UNTAGGED = {
@@ -442,6 +505,8 @@ UNTAGGED = {
     "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Authorizer",
+    "AWS::Events::Rule",
+    "AWS::SQS::QueuePolicy",
 }
 
 
@@ -506,7 +571,12 @@ ARNS: dict[str, Callable[[Deployed], str]] = {
     "AWS::CodeDeploy::DeploymentGroup": lambda r: _deployment_group(
         r, r.props["ApplicationName"], r.stack.ref(r.logical_id)
     ),
+    "AWS::Events::Rule": lambda r: f"arn:aws:events:{r.region}:{r.account}:rule/{r.props['Name']}",
     "AWS::SNS::TopicPolicy": lambda r: str(r.props["Topics"][0]),
+    "AWS::SQS::QueuePolicy": lambda r: _queue_arn(r, r.props["Queues"][0]),
+    "AWS::Lambda::EventSourceMapping": lambda r: (
+        f"arn:aws:lambda:{r.region}:{r.account}:event-source-mapping:{r.stack.ref(r.logical_id)}"
+    ),
     "AWS::SNS::Subscription": lambda r: str(r.props["TopicArn"]),
     "AWS::ApiGatewayV2::Api": _apigateway_arn(""),
     "AWS::ApiGatewayV2::Stage": _apigateway_arn("stages"),
@@ -514,6 +584,17 @@ ARNS: dict[str, Callable[[Deployed], str]] = {
     "AWS::ApiGatewayV2::Route": _apigateway_arn("routes"),
     "AWS::ApiGatewayV2::Authorizer": _apigateway_arn("authorizers"),
 }
+
+
+def _queue_arn(r: Deployed, url: str) -> str:
+    """The ARN of the stack's queue at ``url`` (a queue's Ref is its URL)."""
+    (queue,) = [i for i in r.stack.of_type("AWS::SQS::Queue") if r.stack.ref(i) == url]
+    return r.stack.arn(queue)
+
+
+def _function_arn(r: Deployed) -> str:
+    name = str(r.props["FunctionName"])
+    return name if name.startswith("arn:") else f"arn:aws:lambda:{r.region}:{r.account}:function:{name}"
 
 
 def _deployment_group(r: Deployed, application: str, group: str) -> str:
@@ -585,6 +666,15 @@ TARGETS: dict[str, dict[str, Callable[[Deployed, str], list[str]]]] = {
     # A version's own calls name it (the function's ARN with the version number).
     "AWS::Lambda::Version": {"lambda:GetProvisionedConcurrencyConfig": lambda r, phase: [f"{r.arn}:1"]},
     "AWS::CodeDeploy::Application": {},
+    # A mapping that does not exist yet has no ARN: CreateEventSourceMapping is authorized on "*" (the Service
+    # Authorization Reference), narrowed by lambda:FunctionArn (_extra_context).
+    "AWS::Lambda::EventSourceMapping": {
+        "lambda:CreateEventSourceMapping": lambda r, phase: ["*"],
+        "lambda:TagResource": lambda r, phase: [r.arn],
+    },
+    "AWS::Events::Rule": {
+        "iam:PassRole": lambda r, phase: [str(t["RoleArn"]) for t in r.props["Targets"] if "RoleArn" in t]
+    },
 }
 for _kind in [k for k in HANDLERS if k.startswith("AWS::ApiGatewayV2::")]:
     TARGETS.setdefault(_kind, {})["apigateway:POST"] = lambda r, phase: (
@@ -601,8 +691,12 @@ def _tag_context(tags: dict[str, str]) -> dict[str, str | list[str]]:
 def _extra_context(r: Deployed, action: str, phase: str) -> dict[str, str | list[str]]:
     """Condition keys the call carries besides tags."""
     if action == "iam:PassRole":
-        service = {"AWS::Lambda::Function": "lambda", "AWS::CodeDeploy::DeploymentGroup": "codedeploy"}[r.type]
+        service = {"AWS::Lambda::Function": "lambda", "AWS::CodeDeploy::DeploymentGroup": "codedeploy"}.get(
+            r.type, "events"
+        )
         return {"iam:PassedToService": f"{service}.amazonaws.com"}
+    if r.type == "AWS::Lambda::EventSourceMapping" and action.endswith("EventSourceMapping"):
+        return {"lambda:FunctionArn": _function_arn(r)}
     if r.type == "AWS::SecretsManager::Secret" and action.startswith("kms:"):
         return {"kms:ViaService": f"secretsmanager.{r.region}.amazonaws.com", "kms:CallerAccount": r.account}
     if r.type == "AWS::IAM::Role" and action in ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"):

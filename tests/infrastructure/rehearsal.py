@@ -50,10 +50,21 @@ REGION = "us-east-1"
 #: rehearsal uploads a small zip there).
 ARTIFACTS_BUCKET = f"location-detection-artifacts-{ACCOUNT}-{REGION}"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CODE_URIS = {"ApiFunction": f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef"}
+#: One package for every function (the same CodeUri, src/): sam package uploads it once, by its hash.
+PACKAGE_URI = f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef"
+CODE_URIS = dict.fromkeys(("ApiFunction", "JobEventsFunction", "PipelineTaskFunction", "SweepFunction"), PACKAGE_URI)
 JWT = {"JwtIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example", "JwtAudience": "example-client"}
-#: name -> (environment, with a JWT issuer)
-PARAMETER_SETS = {"dev": ("dev", False), "prod": ("prod", False), "dev-jwt": ("dev", True), "prod-jwt": ("prod", True)}
+#: The optional pipeline (a Step Functions state machine of another stack: Epic 3's).
+PIPELINE = {"PipelineStateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:location-detection-pipeline"}
+#: name -> (environment, with a JWT issuer); the sets in WITH_PIPELINE also name a pipeline.
+PARAMETER_SETS = {
+    "dev": ("dev", False),
+    "prod": ("prod", False),
+    "dev-jwt": ("dev", True),
+    "prod-jwt": ("prod", True),
+    "dev-pipeline": ("dev", False),
+}
+WITH_PIPELINE = frozenset({"dev-pipeline"})
 
 #: Resource types moto 5.2.5's CloudFormation does not create (it warns "Tried to parse ... but it's not
 #: supported" and goes on), and what covers them instead.
@@ -71,6 +82,7 @@ MOTO_SKIPPED = {
     "AWS::Lambda::Alias": "not in moto's CloudFormation; the translated alias (and what points at it) is asserted",
     "AWS::CodeDeploy::Application": "no CodeDeploy in moto's CloudFormation; the translated template is asserted",
     "AWS::CodeDeploy::DeploymentGroup": "no CodeDeploy in moto's CloudFormation; translated template asserted",
+    "AWS::SQS::QueuePolicy": "not in moto's CloudFormation; test_events_template.py asserts the TLS-only policies",
 }
 
 
@@ -88,6 +100,7 @@ MOTO_DROPS = {
     "AWS::Lambda::Function": ("Architectures", "TracingConfig", "LoggingConfig"),
     "AWS::Lambda::Permission": ("(physical id)",),
     "AWS::Lambda::Version": ("(physical id)",),
+    "AWS::Events::EventBus": ("(physical id)",),
 }
 
 
@@ -120,7 +133,7 @@ def stack_name(environment: str) -> str:
 def parameters(name: str) -> dict[str, str]:
     environment, jwt = PARAMETER_SETS[name]
     values = _pairs(samconfig()[environment]["deploy"]["parameters"]["parameter_overrides"])
-    return {**values, **(JWT if jwt else {})}
+    return {**values, **(JWT if jwt else {}), **(PIPELINE if name in WITH_PIPELINE else {})}
 
 
 def environment_of(name: str) -> str:

@@ -250,6 +250,51 @@ def test_the_execution_role_reads_no_data_and_invokes_nothing(simulator: Simulat
     assert [d.request.describe() for d in decided if d.allowed] == []
 
 
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_execution_role_reaches_only_its_own_bus_queues_rules_and_mappings(
+    simulator: Simulator, environment: str
+) -> None:
+    """The job events' resources, by name for the bus, rules and queues; by the function they feed for the
+    mappings (whose ARNs are random ids); and nothing of their data: no event put, no message read."""
+    other = {"dev": "prod", "prod": "dev"}[environment]
+    principal, identity = deploy_role(environment)
+    arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:"
+    mine = f"location-detection-{environment}"
+    mapping = arn.format("lambda") + "event-source-mapping:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    allowed = [
+        Request("events:CreateEventBus", arn.format("events") + f"event-bus/{mine}", why="the bus"),
+        Request("sqs:CreateQueue", arn.format("sqs") + f"{mine}-job-events-failed", why="the failure queue"),
+        Request(
+            "lambda:UpdateEventSourceMapping",
+            mapping,
+            {"lambda:FunctionArn": arn.format("lambda") + f"function:{mine}-job-events"},
+            why="the stream's mapping",
+        ),
+    ]
+    forbidden = [
+        Request("events:DeleteEventBus", arn.format("events") + f"event-bus/location-detection-{other}"),
+        Request("events:DeleteEventBus", arn.format("events") + "event-bus/default"),
+        Request("events:PutTargets", arn.format("events") + f"rule/location-detection-{other}/x"),
+        Request("events:PutEvents", arn.format("events") + f"event-bus/{mine}", why="forge an event"),
+        Request("sqs:DeleteQueue", arn.format("sqs") + f"location-detection-{other}-job-events-failed"),
+        Request("sqs:ReceiveMessage", arn.format("sqs") + f"{mine}-job-events-failed", why="read the data"),
+        Request(
+            "lambda:DeleteEventSourceMapping",
+            mapping,
+            {"lambda:FunctionArn": arn.format("lambda") + "function:someone-elses-consumer"},
+            why="another stack's mapping",
+        ),
+        Request(
+            "lambda:CreateEventSourceMapping",
+            "*",
+            {"lambda:FunctionArn": arn.format("lambda") + f"function:location-detection-{other}-job-events"},
+        ),
+    ]
+    assert refused(simulator.evaluate(principal, ACCOUNT, Policies(identity), allowed)) == []
+    decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
+    assert [d.request.describe() for d in decided if d.allowed] == []
+
+
 # --------------------------------------------------------------------------------- the KMS tag trap
 def key_arn(key_id: str = "1234abcd-12ab-34cd-56ef-1234567890ab") -> str:
     return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key_id}"

@@ -37,6 +37,8 @@ UNSCOPABLE = {
     "logs:ListLogDeliveries",
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
+    # A new event source mapping has no ARN yet; the statement narrows it to the stack's functions.
+    "lambda:CreateEventSourceMapping",
 }
 
 
@@ -138,14 +140,16 @@ def test_nothing_of_the_other_environment(environment: str) -> None:
             assert f"/{other}/" not in str(stack.properties(logical_id)), logical_id
 
 
-def test_the_execution_role_hands_the_stacks_roles_to_lambda_and_codedeploy_only(environment: str) -> None:
+def test_the_execution_role_hands_the_stacks_roles_to_lambda_codedeploy_and_eventbridge_only(environment: str) -> None:
     stack = role_stack(environment)
     (pass_role,) = [
         s for s in statements(stack, ("CloudFormationExecutionRole",)) if "iam:PassRole" in as_list(s["Action"])
     ]
     assert pass_role["Resource"] == f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/location-detection-{environment}-*"
     assert pass_role["Condition"] == {
-        "StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "codedeploy.amazonaws.com"]}
+        "StringEquals": {
+            "iam:PassedToService": ["lambda.amazonaws.com", "codedeploy.amazonaws.com", "events.amazonaws.com"]
+        }
     }
 
 

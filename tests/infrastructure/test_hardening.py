@@ -132,10 +132,10 @@ def test_api_access_log_line_is_one_json_object_with_the_request_fields(stack: S
 
 
 # ---------------------------------------------------------------------------------------- retention
-def test_every_log_group_is_written_to_by_the_function_or_the_api(stack: Stack) -> None:
+def test_every_log_group_is_written_to_by_a_function_or_the_api(stack: Stack) -> None:
     """No log group is created implicitly (without retention) and none is left unused."""
     written = {
-        raw(stack, "ApiFunction")["LoggingConfig"]["LogGroup"]["Ref"],
+        *(raw(stack, f)["LoggingConfig"]["LogGroup"]["Ref"] for f in stack.of_type("AWS::Serverless::Function")),
         access_log_settings(stack)["DestinationArn"]["Fn::GetAtt"][0],
     }
     assert written == set(stack.of_type("AWS::Logs::LogGroup"))
@@ -160,8 +160,9 @@ def test_log_retention_depends_on_the_environment_alone(stack: Stack) -> None:
 
 
 # -------------------------------------------------------------------------------- tracing, concurrency
-def test_function_is_traced_with_x_ray(stack: Stack) -> None:
-    assert raw(stack, "ApiFunction")["Tracing"] == "Active"
+def test_every_function_is_traced_with_x_ray(stack: Stack) -> None:
+    for function in stack.of_type("AWS::Serverless::Function"):
+        assert raw(stack, function)["Tracing"] == "Active", function
 
 
 def test_reserved_concurrency_is_optional_and_zero_means_none(stack: Stack) -> None:
@@ -193,6 +194,11 @@ EXPECTED_ALARMS = {
     "PreviewCacheTableThrottlesAlarm": "preview-cache-table-throttles",
     "CanaryErrorsAlarm": "canary-errors",
     "CanaryApi5xxAlarm": "canary-api-5xx",
+    "JobEventsIteratorAgeAlarm": "job-events-iterator-age",
+    "JobEventsFailedAlarm": "job-events-failed",
+    "JobEventsErrorsAlarm": "job-events-errors",
+    "PipelineStartFailedAlarm": "pipeline-start-failed",
+    "SweepErrorsAlarm": "sweep-errors",
 }
 #: The canary's rollback triggers, and how long the canary lasts (Canary10Percent5Minutes).
 CANARY_ALARMS = ["CanaryErrorsAlarm", "CanaryApi5xxAlarm"]
@@ -392,19 +398,18 @@ def test_alarm_links_to_its_runbook_section(stack: Stack, logical_id: str, suffi
 
 # ------------------------------------------------------------------------------------------- storage
 @pytest.mark.parametrize("bucket_id", ["BlueprintsBucket", "CacheBucket"])
-def test_bucket_is_versioned_and_every_noncurrent_version_expires_within_a_week(stack: Stack, bucket_id: str) -> None:
+def test_bucket_is_versioned_and_every_noncurrent_version_expires_after_a_day(stack: Stack, bucket_id: str) -> None:
+    """Issue 18: a version a delete or overwrite left behind holds personal data too; it goes after a day."""
     props = stack.properties(bucket_id)
     rules = props["LifecycleConfiguration"]["Rules"]
 
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     whole_bucket = [rule for rule in rules if not rule.get("Prefix")]
-    assert [rule["NoncurrentVersionExpiration"]["NoncurrentDays"] for rule in whole_bucket] == [7]
+    assert [rule["NoncurrentVersionExpiration"]["NoncurrentDays"] for rule in whole_bucket] == [1]
     for rule in rules:
         # With ExpirationInDays, S3 also removes the delete markers that expiry leaves behind.
         assert "ExpirationInDays" in rule, rule["Id"]
-        noncurrent_days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
-        assert noncurrent_days >= 1, rule["Id"]
-        assert noncurrent_days <= 7, rule["Id"]
+        assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1, rule["Id"]
 
 
 def test_deleted_uploads_do_not_linger_as_old_versions(stack: Stack) -> None:
@@ -445,11 +450,25 @@ REVIEWED_SKIPS = {
     ("ApiFunction", "CKV_AWS_116"),
     ("ApiFunction", "CKV_AWS_117"),
     ("ApiFunction", "CKV_AWS_173"),
+    ("SweepFunctionLogGroup", "CKV_AWS_158"),
+    ("SweepFunction", "CKV_AWS_115"),
+    ("SweepFunction", "CKV_AWS_116"),
+    ("SweepFunction", "CKV_AWS_117"),
+    ("SweepFunction", "CKV_AWS_173"),
     ("JobsTable", "CKV_AWS_119"),
     ("PreviewCacheTable", "CKV_AWS_28"),
     ("PreviewCacheTable", "CKV_AWS_119"),
     ("BlueprintsBucket", "CKV_AWS_18"),
     ("CacheBucket", "CKV_AWS_18"),
+    *(
+        (function, check)
+        for function in ("JobEventsFunction", "PipelineTaskFunction")
+        for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173")
+    ),
+    ("JobEventsFunctionLogGroup", "CKV_AWS_158"),
+    ("PipelineTaskFunctionLogGroup", "CKV_AWS_158"),
+    ("JobEventsFailedQueue", "CKV_AWS_27"),
+    ("PipelineStartFailedQueue", "CKV_AWS_27"),
 }
 
 

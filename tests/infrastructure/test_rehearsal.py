@@ -45,6 +45,13 @@ EXPECTED_RESOURCES = {
     "ServerlessDeploymentApplication": "AWS::CodeDeploy::Application",
     "ApiFunctionDeploymentGroup": "AWS::CodeDeploy::DeploymentGroup",
     "DeploymentRole": "AWS::IAM::Role",
+    # The hourly sweep: its function, role and log group; SAM's Schedule event becomes an EventBridge rule
+    # and the permission for EventBridge to invoke the function.
+    "SweepFunction": "AWS::Lambda::Function",
+    "SweepFunctionRole": "AWS::IAM::Role",
+    "SweepFunctionLogGroup": "AWS::Logs::LogGroup",
+    "SweepFunctionHourly": "AWS::Events::Rule",
+    "SweepFunctionHourlyPermission": "AWS::Lambda::Permission",
     "JobsTable": "AWS::DynamoDB::Table",
     "PreviewCacheTable": "AWS::DynamoDB::Table",
     "BlueprintsBucket": "AWS::S3::Bucket",
@@ -79,11 +86,34 @@ EXPECTED_RESOURCES = {
             "PreviewCacheTableThrottlesAlarm",
             "CanaryErrorsAlarm",
             "CanaryApi5xxAlarm",
+            "JobEventsIteratorAgeAlarm",
+            "JobEventsFailedAlarm",
+            "JobEventsErrorsAlarm",
+            "SweepErrorsAlarm",
         ),
         "AWS::CloudWatch::Alarm",
     ),
+    # Job events: the bus, the stream consumer and its mapping and failure queue; the pipeline's task handler.
+    "EventBus": "AWS::Events::EventBus",
+    "JobEventsFunctionLogGroup": "AWS::Logs::LogGroup",
+    "JobEventsFunctionRole": "AWS::IAM::Role",
+    "JobEventsFunction": "AWS::Lambda::Function",
+    "JobEventsMapping": "AWS::Lambda::EventSourceMapping",
+    "JobEventsFailedQueue": "AWS::SQS::Queue",
+    "JobEventsFailedQueuePolicy": "AWS::SQS::QueuePolicy",
+    "PipelineTaskFunctionLogGroup": "AWS::Logs::LogGroup",
+    "PipelineTaskFunctionRole": "AWS::IAM::Role",
+    "PipelineTaskFunction": "AWS::Lambda::Function",
 }
 JWT_ONLY = {"JwtAuthorizer": "AWS::ApiGatewayV2::Authorizer"}
+#: Only with PipelineStateMachineArn (rehearsal.WITH_PIPELINE).
+PIPELINE_ONLY = {
+    "PipelineStartRule": "AWS::Events::Rule",
+    "PipelineStartRole": "AWS::IAM::Role",
+    "PipelineStartFailedQueue": "AWS::SQS::Queue",
+    "PipelineStartFailedQueuePolicy": "AWS::SQS::QueuePolicy",
+    "PipelineStartFailedAlarm": "AWS::CloudWatch::Alarm",
+}
 #: Conditional resources none of the parameter sets creates (the e-mail subscription needs AlarmEmail).
 NEVER_PRESENT = {"AlarmTopicEmail": "AWS::SNS::Subscription"}
 OWNER_TAG = "location-detection-stack"
@@ -103,7 +133,8 @@ def normalised(resources: dict[str, str]) -> dict[str, str]:
 
 def expected(name: str) -> dict[str, str]:
     _, jwt = rehearsal.PARAMETER_SETS[name]
-    return {**EXPECTED_RESOURCES, **(JWT_ONLY if jwt else {})}
+    pipeline = PIPELINE_ONLY if name in rehearsal.WITH_PIPELINE else {}
+    return {**EXPECTED_RESOURCES, **(JWT_ONLY if jwt else {}), **pipeline}
 
 
 def contract(environment: str) -> dict[str, str]:
@@ -127,7 +158,7 @@ def test_the_translated_template_has_exactly_the_expected_resources(name: str) -
     everything = {i: r["Type"] for i, r in rehearsal.translated(name)["Resources"].items()}
 
     assert normalised(resources) == expected(name)
-    assert normalised(everything) == {**EXPECTED_RESOURCES, **JWT_ONLY, **NEVER_PRESENT}, "conditional ones included"
+    assert normalised(everything) == {**EXPECTED_RESOURCES, **JWT_ONLY, **PIPELINE_ONLY, **NEVER_PRESENT}
     assert not [t for t in resources.values() if t.startswith("AWS::Serverless::")], "SAM translated them all"
 
 
@@ -287,7 +318,7 @@ def test_the_secret_moto_cannot_create_is_translated_with_its_name_and_key(name:
 
 
 # ------------------------------------------------------------------------------ created in moto
-@pytest.fixture(scope="module", params=["dev", "prod"])
+@pytest.fixture(scope="module", params=["dev", "prod", "dev-pipeline"])
 def created(request: pytest.FixtureRequest) -> Iterator[MotoStack]:
     """The parameter set's stack, created in moto (kept for the module: one create_stack per set)."""
     with pytest.MonkeyPatch.context() as env:
@@ -352,12 +383,21 @@ def test_the_tables_have_the_contracts_keys_index_and_billing(created: MotoStack
     assert physical_id(created, "JobsTable") == names["JOBS_TABLE"]
     assert jobs["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
     assert cache["KeySchema"] == [{"AttributeName": "blueprint_hash", "KeyType": "HASH"}]
-    (index,) = jobs["GlobalSecondaryIndexes"]
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in jobs["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"owner-created-index", "lookup-index"}
+    assert indexes["owner-created-index"]["KeySchema"] == [
         {"AttributeName": "owner_id", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes["owner-created-index"]["Projection"] == {"ProjectionType": "ALL"}
+    # What the sweep and a client's erasure find without a Scan (src/storage/lookups.py).
+    assert indexes["lookup-index"]["KeySchema"] == [
+        {"AttributeName": "lookup_key", "KeyType": "HASH"},
+        {"AttributeName": "lookup_at", "KeyType": "RANGE"},
+    ]
+    assert indexes["lookup-index"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    types = {a["AttributeName"]: a["AttributeType"] for a in jobs["AttributeDefinitions"]}
+    assert (types["lookup_key"], types["lookup_at"]) == ("S", "N")
     for table in (jobs, cache):
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -457,5 +497,108 @@ def test_the_alarm_topic_is_encrypted_with_its_own_key(created: MotoStack) -> No
 def test_the_log_groups_keep_logs_for_their_environments_time(created: MotoStack) -> None:
     groups = {g["logGroupName"]: g for g in client("logs").describe_log_groups()["logGroups"]}
     days = {"dev": 14, "prod": 90}[environment(created)]
-    for logical_id in ("ApiFunctionLogGroup", "ApiAccessLogGroup"):
+    for logical_id in (
+        "ApiFunctionLogGroup",
+        "ApiAccessLogGroup",
+        "JobEventsFunctionLogGroup",
+        "PipelineTaskFunctionLogGroup",
+        "SweepFunctionLogGroup",
+    ):
         assert groups[physical_id(created, logical_id)]["retentionInDays"] == days, logical_id
+
+
+# ------------------------------------------------------------------------------------------ job events
+@pytest.mark.parametrize("name", sorted(rehearsal.PARAMETER_SETS))
+def test_the_workers_are_translated_with_the_shared_package_their_own_roles_and_no_alias(name: str) -> None:
+    stack = rehearsal.deployed(name)
+    environment = rehearsal.environment_of(name)
+    bucket, key = rehearsal.PACKAGE_URI.removeprefix("s3://").split("/", 1)
+    for function, handler, role in (
+        ("JobEventsFunction", "workers.stream_consumer.lambda_handler", "JobEventsFunctionRole"),
+        ("PipelineTaskFunction", "workers.pipeline_task.lambda_handler", "PipelineTaskFunctionRole"),
+        ("SweepFunction", "workers.sweep.lambda_handler", "SweepFunctionRole"),
+    ):
+        props = stack.properties(function)
+        assert props["Code"] == {"S3Bucket": bucket, "S3Key": key}, "one package, the API's"
+        assert (props["Handler"], props["Role"]) == (handler, stack.arn(role))
+        assert (props["Runtime"], props["Architectures"], props["TracingConfig"]) == (
+            "python3.11",
+            ["arm64"],
+            {"Mode": "Active"},
+        )
+        assert props["Environment"]["Variables"]["ENVIRONMENT"] == environment
+        assert not [i for i in stack.resources if i.startswith(f"{function}Version")], "no versions: no canary"
+
+
+def test_the_stack_created_the_stream_mapping_with_its_failure_handling(created: MotoStack) -> None:
+    environment_name = environment(created)
+    (mapping,) = client("lambda").list_event_source_mappings(
+        FunctionName=f"location-detection-{environment_name}-job-events"
+    )["EventSourceMappings"]
+    stream = client("dynamodb").describe_table(TableName=contract(environment_name)["JOBS_TABLE"])["Table"]
+
+    assert physical_id(created, "JobEventsMapping") == mapping["UUID"]
+    assert mapping["EventSourceArn"] == stream["LatestStreamArn"]
+    assert stream["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (mapping["BisectBatchOnFunctionError"], mapping["MaximumRetryAttempts"]) == (True, 10)
+    assert mapping["MaximumRecordAgeInSeconds"] == 6 * 3600
+    (pattern,) = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"dynamodb": {"Keys": {"job_id": {"S": [{"prefix": "job_"}]}}}}
+    queue_arn = client("sqs").get_queue_attributes(
+        QueueUrl=physical_id(created, "JobEventsFailedQueue"), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}
+
+
+def test_the_stack_created_the_bus_the_consumer_is_told_of(created: MotoStack) -> None:
+    name = f"location-detection-{environment(created)}"
+    config = client("lambda").get_function_configuration(FunctionName=f"{name}-job-events")
+
+    assert client("events").describe_event_bus(Name=name)["Name"] == name
+    assert config["Environment"]["Variables"]["EVENT_BUS_NAME"] == name
+    assert config["Role"].endswith("/" + physical_id(created, "JobEventsFunctionRole"))
+
+
+def test_the_pipeline_rule_exists_only_with_a_pipeline_and_starts_it_through_its_role(created: MotoStack) -> None:
+    bus = f"location-detection-{environment(created)}"
+    rules = client("events").list_rules(EventBusName=bus)["Rules"]
+    if created.name not in rehearsal.WITH_PIPELINE:
+        assert rules == []
+        return
+    (rule,) = rules
+    (target,) = client("events").list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    assert json.loads(rule["EventPattern"])["detail"] == {"type": ["job.created"]}
+    assert target["Arn"] == rehearsal.PIPELINE["PipelineStateMachineArn"]
+    assert target["RoleArn"].endswith("/" + physical_id(created, "PipelineStartRole"))
+    assert target["DeadLetterConfig"]["Arn"].endswith(f":{bus}-pipeline-start-failed")
+    role = client("iam").get_role(RoleName=physical_id(created, "PipelineStartRole"))["Role"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == rule["Arn"]
+
+
+def test_the_sweep_runs_hourly_with_its_own_role_and_the_stacks_names(created: MotoStack) -> None:
+    env_name = environment(created)
+    config = client("lambda").get_function_configuration(FunctionName=f"location-detection-{env_name}-sweep")
+    variables = config["Environment"]["Variables"]
+    rule = client("events").describe_rule(Name=f"location-detection-{env_name}-sweep")
+    (target,) = client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    policy = client("lambda").get_policy(FunctionName=config["FunctionName"])
+    (statement,) = json.loads(policy["Policy"])["Statement"]
+
+    assert (config["Handler"], config["Runtime"], config["Timeout"]) == (
+        "workers.sweep.lambda_handler",
+        "python3.11",
+        300,
+    )
+    assert config["Role"].endswith("/" + physical_id(created, "SweepFunctionRole"))
+    data = ("JOBS_TABLE", "PREVIEW_CACHE_TABLE", "BLUEPRINTS_BUCKET", "CACHE_BUCKET")
+    assert {name: variables[name] for name in data} == {name: contract(env_name)[name] for name in data}
+    assert str(variables["BLUEPRINT_RETENTION_DAYS"]) == "7"  # moto keeps the number a number
+    assert (rule["ScheduleExpression"], rule["State"]) == ("rate(1 hour)", "ENABLED")
+    assert target["Arn"] == config["FunctionArn"]
+    assert (statement["Principal"], statement["Condition"]["ArnLike"]["AWS:SourceArn"]) == (
+        {"Service": "events.amazonaws.com"},
+        rule["Arn"],
+    )

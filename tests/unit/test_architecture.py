@@ -1,7 +1,8 @@
 """The architecture of src/, enforced: which layer may import which, and how large a module or function
 may grow. Standard library only (``ast``): the rules below are the ones docs/architecture.md explains.
 
-A layer is a top-level package of src/ (``api``, ``services``, ``storage``, ``models``, ``utils``); an
+A layer is a top-level package of src/ (``api`` and ``workers``, the two entry layers, ``services``,
+``storage``, ``models``, ``utils``); an
 import is forbidden when its first name is in the layer's row. Every import counts: at the top of the
 module, inside a function (a lazy import) or relative (``from ..storage import x``).
 """
@@ -23,7 +24,10 @@ DEV_ONLY = ("local_api", "ops", "bench", "tests")
 #: Stands for "any import outside the standard library and the layer itself".
 NOT_STDLIB = "<anything but the standard library>"
 #: The one module of a layer allowed what its layer is not, and why.
-ALLOWED_EXCEPTIONS = {("api.dependencies", "storage"): "the dependency setup: it builds the stores, once"}
+ALLOWED_EXCEPTIONS = {
+    ("api.dependencies", "storage"): "the dependency setup: it builds the stores, once",
+    ("workers.dependencies", "storage"): "the workers' dependency setup: it builds their stores, once",
+}
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,12 @@ class Rule:
 # fmt: off
 RULES = (
     #    layer        may not import
-    Rule("api",      ("storage", "boto3", "botocore", *DEV_ONLY)),    # services only (api.dependencies excepted)
-    Rule("services", ("api", "boto3", "botocore", *DEV_ONLY)),        # storage does every AWS call
-    Rule("storage",  ("services", "api", *DEV_ONLY)),
+    Rule("api",      ("workers", "storage", "boto3", "botocore", *DEV_ONLY)),  # services (api.dependencies excepted)
+    Rule("workers",  ("api", "storage", "boto3", "botocore", *DEV_ONLY)),  # the same, beside api, for non-HTTP events
+    Rule("services", ("api", "workers", "boto3", "botocore", *DEV_ONLY)),  # storage does every AWS call
+    Rule("storage",  ("services", "api", "workers", *DEV_ONLY)),
     Rule("models",   (NOT_STDLIB,)),
-    Rule("utils",    ("services", "api", "storage", "models", *DEV_ONLY)),
+    Rule("utils",    ("services", "api", "workers", "storage", "models", *DEV_ONLY)),
 )
 # fmt: on
 MAX_MODULE_LINES = 300
@@ -186,6 +191,16 @@ def test_only_the_settings_read_the_environment() -> None:
         ("utils.x", "from tests import samples\n", "utils.x:1 imports tests"),
         ("storage.x", "from bench import common\n", "storage.x:1 imports bench"),
         ("api.x", "from ops.cli import main\n", "api.x:1 imports ops.cli"),
+        (
+            "workers.stream_consumer",
+            "from storage.event_bus import EventBus\n",
+            "workers.stream_consumer:1 imports storage.event_bus (workers may not import storage)",
+        ),
+        ("workers.x", "import boto3\n", "workers.x:1 imports boto3 (workers may not import boto3)"),
+        ("workers.x", "from api.http import ok\n", "workers.x:1 imports api.http (workers may not import api)"),
+        ("api.x", "from workers import dependencies\n", "api.x:1 imports workers (api may not import workers)"),
+        ("services.x", "import workers.stream_consumer\n", "services.x:1 imports workers.stream_consumer"),
+        ("workers.x", "from storage import Stores\n", "workers.x:1 imports storage (workers may not import storage)"),
         ("scripts.x", "import os\n", "scripts.x: in no layer of the rules"),
     ],
 )
@@ -199,6 +214,10 @@ def test_the_checker_fails_on_a_deliberate_violation(module: str, source: str, e
     ("module", "source"),
     [
         ("api.dependencies", "from storage import Stores\n"),  # the one exception
+        ("workers.dependencies", "from storage.event_bus import EventBus\n"),  # and the workers' one
+        ("workers.stream_consumer", "from services.job_events import JobEvents\nfrom utils import retry\n"),
+        ("workers.dependencies", "from storage import Stores\n"),
+        ("workers.sweep", "from services.sweep import Sweep\nfrom workers import dependencies\n"),
         ("api.handlers.jobs", "from services.job_service import JobService\nfrom models.job import Job\n"),
         ("services.x", "from storage.jobs_table import JobsTable\nfrom utils import retry\n"),
         ("storage.x", "from models.job import Job\nimport boto3\nfrom botocore.exceptions import ClientError\n"),

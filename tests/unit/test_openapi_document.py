@@ -145,6 +145,13 @@ def test_every_response_carries_the_request_and_correlation_ids(document: dict[s
             assert set(_resolve(document, response)["content"]) == {"application/json"}, (key, status)
 
 
+def test_every_operation_documents_the_transport_limits(document: dict[str, Any]) -> None:
+    """Any request can carry too large a body (413) or too long a query and headers (431): both are
+    answered before any route, so every operation lists them (schemathesis finds an undocumented one)."""
+    for key, operation in _operations(document).items():
+        assert {"413", "431"} <= set(operation["responses"]), key
+
+
 def test_status_specific_headers(document: dict[str, Any]) -> None:
     responses = document["components"]["responses"]
     assert "WWW-Authenticate" in responses["Unauthorized"]["headers"]

@@ -173,3 +173,25 @@ def test_get_settings_reads_the_process_environment_once(monkeypatch: pytest.Mon
         assert first.jobs_table == "location-detection-prod-jobs"
     finally:
         get_settings.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------- the workers'
+def test_a_worker_reads_only_what_it_requires_and_names_what_is_missing() -> None:
+    from utils.settings import WorkerSettings
+
+    consumer = WorkerSettings.from_environ(
+        {"ENVIRONMENT": "prod", "EVENT_BUS_NAME": "location-detection-prod", "AWS_REGION": "eu-west-1"},
+        ("EVENT_BUS_NAME",),
+    )
+    assert (consumer.environment, consumer.event_bus_name, consumer.region) == (
+        "prod",
+        "location-detection-prod",
+        "eu-west-1",
+    )
+    assert consumer.jobs_table == ""
+    with pytest.raises(ConfigurationError, match="JOBS_TABLE, CACHE_BUCKET"):
+        WorkerSettings.from_environ({"ENVIRONMENT": "dev"}, ("JOBS_TABLE", "CACHE_BUCKET"))
+    with pytest.raises(ConfigurationError, match="ENVIRONMENT"):
+        WorkerSettings.from_environ({"EVENT_BUS_NAME": "b"}, ("EVENT_BUS_NAME",))
+    with pytest.raises(ConfigurationError, match="must be one of"):
+        WorkerSettings.from_environ({"ENVIRONMENT": "staging", "EVENT_BUS_NAME": "b"}, ("EVENT_BUS_NAME",))
