@@ -22,7 +22,9 @@ from services.previews import PreviewService
 from services.rate_limits import RateLimiter
 from services.runtime_config import RuntimeConfig, config_store
 from services.upload_service import UploadService
+from services.webhooks import WebhookService
 from storage import Stores
+from storage.secret_box import SecretBox
 from utils import logging as log
 from utils import metrics, secrets
 from utils.settings import Settings, get_settings
@@ -45,6 +47,8 @@ class Dependencies:
         self.idempotency = IdempotencyService(self.stores.idempotency)
         self.health = HealthService({"dynamodb": self.stores.jobs_table.ping, "s3": self.stores.blueprints.ping})
         self.previews = PreviewService(self.stores.previews)
+        box = SecretBox(settings.webhook_secrets_key) if settings.webhook_secrets_key else None
+        self.webhooks = WebhookService(self.stores.webhooks, box, allow_loopback=settings.webhook_allow_loopback)
 
     def config(self) -> RuntimeConfig:
         """The runtime configuration (Parameter Store, cached)."""
