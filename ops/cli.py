@@ -4,10 +4,11 @@
     python -m ops --local jobs progress JOB_ID 40 --stage preprocessing
     python -m ops --env dev jobs show JOB_ID
     python -m ops --env prod events replay --dry-run
+    python -m ops --env prod webhooks dead-letters
 
 Prints the resulting job (the public view, with ``result_url`` when completed) as indented JSON on
 stdout. Exit codes: 0 done; 1 the job or the target refused (not found, illegal transition, bad result
-file, invalid job id, AWS error; ``events replay``: some messages are left), with one line on stderr and
+file, invalid job id, AWS error; ``events``/``webhooks replay``: some messages are left), with one line on stderr and
 no traceback; 2 usage error.
 """
 
@@ -30,7 +31,7 @@ from api.dependencies import Dependencies
 from local_api.cfn_template import Stack, load_template
 from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
-from ops import events, keys
+from ops import events, keys, webhooks
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
 from services.job_service import JobService, validate_result
 from storage.jobs_scan import JobsScan
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a deployed environment, with your AWS credentials (default: $ENVIRONMENT, else dev)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events,webhooks}")
     keys = groups.add_parser("keys", help="create, list or revoke client API keys (hashed in Secrets Manager)")
     key_commands = keys.add_subparsers(dest="command", required=True, metavar="{create,list,revoke}")
     create_key = key_commands.add_parser("create", help="a new key, printed once (only its hash is stored)")
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = event_commands.add_parser("replay", help="re-read the failed batches from the stream and publish them")
     replay.add_argument("--dry-run", action="store_true", help="say what would be published; change nothing")
     replay.add_argument("--max-messages", type=int, default=100, help="messages to handle at most (default 100)")
+    webhooks.add_commands(groups)
     return parser
 
 
@@ -180,8 +182,7 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
 
 
 def run_events(args: argparse.Namespace) -> dict[str, Any]:
-    """``events watch`` (a temporary subscriber of the bus) and ``events replay`` (the failure queue of
-    the environment's job events, replayed): ops/events.py."""
+    """``events watch`` (a temporary subscriber of the bus), ``events replay`` (the failure queue): ops/events.py."""
     stack = Stack(load_template(), {"Environment": os.environ["ENVIRONMENT"]})
     session = boto3.session.Session()
     sqs = session.client("sqs")
@@ -220,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{PROG}: {target.description}")
         if args.group == "keys":
             data: Any = run_keys(args, os.environ["API_KEYS_SECRET_NAME"])
-        elif args.group == "events":
+        elif args.group in ("events", "webhooks"):
             with _service_logs_to_stderr(args.verbose):
-                data = run_events(args)
+                data = run_events(args) if args.group == "events" else webhooks.run(args, boto3.client("sqs"))
         else:
             result = load_result(args.result) if args.command == "complete" else None
             with _service_logs_to_stderr(args.verbose):

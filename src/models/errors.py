@@ -132,15 +132,3 @@ class InvalidWebhookUrl(DomainError):
 
     code = "INVALID_WEBHOOK_URL"
     default_message = "The webhook URL must be https and reach a public address"
-
-
-class TooManyWebhooks(DomainError):
-    """A client already has the most webhooks the contract allows (a 400 of the request, as the contract's
-    ``INVALID_REQUEST``: delete one first)."""
-
-    code = "INVALID_REQUEST"
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"A client may have at most {limit} webhooks; delete one first", details={"max_webhooks": limit}
-        )

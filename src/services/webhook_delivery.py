@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import random
 import secrets as token_source
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -113,10 +114,15 @@ class SecretCache:
     def __init__(self, box: SecretBox, ttl_seconds: float = SECRET_CACHE_SECONDS) -> None:
         self.box = box
         self._cache: TtlCache[bytes] = TtlCache(ttl_seconds, name="webhook-secrets")
+        # A batch's deliveries run in parallel: one of them decrypts, the others wait for its answer.
+        self._lock = threading.Lock()
 
     def secret_of(self, webhook: Webhook) -> bytes:
         key = f"{webhook.webhook_id}:{hashlib.sha256(webhook.sealed_secret).hexdigest()}"
-        return self._cache.get(key, lambda: self.box.open(webhook.owner_id, webhook.webhook_id, webhook.sealed_secret))
+        with self._lock:
+            return self._cache.get(
+                key, lambda: self.box.open(webhook.owner_id, webhook.webhook_id, webhook.sealed_secret)
+            )
 
 
 class WebhookDelivery:

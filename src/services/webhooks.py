@@ -19,7 +19,7 @@ from models.webhooks import SECRET_BYTES, SECRET_PREFIX, WEBHOOK_ID, Webhook, no
 from services.ids import new_id
 from services.webhook_urls import check_url
 from storage.secret_box import SecretBox
-from storage.webhook_store import WebhookStore
+from storage.webhook_store import WebhookLimitReached, WebhookStore
 from utils import metrics
 from utils.clock import WallClock, iso_utc, wall_time
 from utils.errors import ConfigurationError, InvalidRequest
@@ -79,7 +79,13 @@ class WebhookService:
             created_at=iso_utc(now),
             sealed_secret=self.secret_box.seal(owner_id, webhook_id, raw),
         )
-        self.store.add(webhook)
+        try:
+            self.store.add(webhook)
+        except WebhookLimitReached as full:
+            raise InvalidRequest(
+                f"A client may have at most {full.limit} webhooks; delete one first",
+                details={"max_webhooks": full.limit},
+            ) from None
         logger.info("webhook created", extra={"webhook_id": webhook_id, "events": len(events)})
         metrics.add("WebhooksCreated", 1)
         return {**webhook.to_public(), "secret": secret_text(raw)}

@@ -17,13 +17,21 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from models.errors import Conflict, TooManyWebhooks, WebhookNotFound
+from models.errors import Conflict, WebhookNotFound
 from models.webhooks import MAX_WEBHOOKS, WEBHOOK_ID, Webhook
 from storage.base import Refusal, TableBound, conditional_write
 from storage.items import to_item
 from utils import retry
 
 _ITEM_TYPE = "webhooks"
+
+
+class WebhookLimitReached(Exception):
+    """The client already has ``limit`` webhooks: nothing was added."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"at most {limit} webhooks")
 
 
 def webhooks_key(owner_id: str) -> str:
@@ -90,7 +98,7 @@ class WebhookStore(TableBound):
         return dict(item) if item else None
 
     def add(self, webhook: Webhook) -> None:
-        """Add ``webhook`` to its owner's, unless they already have ``MAX_WEBHOOKS`` (``TooManyWebhooks``)."""
+        """Add ``webhook`` to its owner's, unless they already have ``MAX_WEBHOOKS`` (``WebhookLimitReached``)."""
 
         def refused(refusal: Refusal) -> None:
             answer: dict[str, Any] = dict(refusal.error.response)
@@ -100,7 +108,7 @@ class WebhookStore(TableBound):
                 return  # this very add, landed on an attempt whose answer was lost
             if name in old:
                 raise Conflict()  # an id minted twice: the client may simply retry
-            raise TooManyWebhooks(MAX_WEBHOOKS)
+            raise WebhookLimitReached(MAX_WEBHOOKS)
 
         conditional_write(
             "dynamodb.update_item",
