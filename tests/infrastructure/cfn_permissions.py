@@ -670,7 +670,10 @@ TARGETS: dict[str, dict[str, Callable[[Deployed, str], list[str]]]] = {
         "lambda:CreateEventSourceMapping": lambda r, phase: ["*"],
         "lambda:TagResource": lambda r, phase: [r.arn],
     },
-    "AWS::Events::Rule": {"iam:PassRole": lambda r, phase: [str(t["RoleArn"]) for t in r.props["Targets"]]},
+    # A target without a role (an SQS queue, authorized by its queue policy) passes none.
+    "AWS::Events::Rule": {
+        "iam:PassRole": lambda r, phase: [str(t["RoleArn"]) for t in r.props["Targets"] if "RoleArn" in t]
+    },
 }
 for _kind in [k for k in HANDLERS if k.startswith("AWS::ApiGatewayV2::")]:
     TARGETS.setdefault(_kind, {})["apigateway:POST"] = lambda r, phase: (
