@@ -21,6 +21,8 @@ from typing import Any
 from local_api.cfn_template import Stack, load_template
 from models.events import from_bus_event
 from models.webhooks import Delivery
+from services.webhooks import WebhookService
+from storage.webhook_store import WebhookStore
 
 #: Messages received per call, and how long they stay hidden from another command while this one works.
 BATCH, VISIBILITY_SECONDS = 10, 300
@@ -116,3 +118,68 @@ def replay(sqs: Any, urls: dict[str, str], *, dry_run: bool, limit: int) -> dict
             )
     summary["ok"] = not summary["left"]
     return summary
+
+
+# ------------------------------------------------------------------------------ a client's erasure
+class ClientWebhooks:
+    """A client's webhooks and their sealed secrets: a ``ClientData`` part of ``services.client_erasure``
+    (``ops clients erase``). Their pending deliveries are dropped at their next attempt (the webhook is
+    gone); those already in the dead-letter queue are ``ClientDeadLetters``."""
+
+    name = "webhooks"
+
+    def __init__(self, service: WebhookService) -> None:
+        self.service = service
+
+    def ids_of(self, client_id: str) -> list[str]:
+        return [str(hook["webhook_id"]) for hook in self.service.list(client_id)]
+
+    def erase(self, client_id: str) -> int:
+        return self.service.delete_all(client_id)
+
+
+class ClientDeadLetters:
+    """The webhook dead letters about a client (a delivery's or a job event's ``owner_id``): they hold its
+    jobs as they were (file names included) for 14 days, so its erasure deletes them."""
+
+    name = "webhook_dead_letters"
+
+    def __init__(self, sqs: Any, url: str, *, limit: int = 10_000) -> None:
+        self.sqs, self.url, self.limit = sqs, url, limit
+
+    def _of(self, client_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every dead letter (received, hidden for the while), split into the client's and the others."""
+        seen: list[dict[str, Any]] = []
+        while len(seen) < self.limit:
+            batch = _receive(self.sqs, self.url, BATCH, VISIBILITY_SECONDS)
+            if not batch:
+                break
+            seen.extend(batch)
+        mine = [m for m in seen if describe(m).get("owner_id") == client_id]
+        return mine, [m for m in seen if m not in mine]
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+
+    def ids_of(self, client_id: str) -> list[str]:
+        mine, others = self._of(client_id)
+        self._release(mine + others)
+        return [str(m["MessageId"]) for m in mine]
+
+    def erase(self, client_id: str) -> int:
+        mine, others = self._of(client_id)
+        self._release(others)
+        for message in mine:
+            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return len(mine)
+
+
+def client_parts(jobs_table: str, sqs: Any) -> tuple[ClientWebhooks, ClientDeadLetters]:
+    """What ``ops clients erase`` takes of webhooks, for the environment ``ENVIRONMENT`` names."""
+    stack = Stack(load_template(), {"Environment": os.environ["ENVIRONMENT"]})
+    url = sqs.get_queue_url(QueueName=stack.properties(QUEUES["dead-letters"])["QueueName"])["QueueUrl"]
+    service = WebhookService(WebhookStore(jobs_table), None, allow_loopback=False)
+    return ClientWebhooks(service), ClientDeadLetters(sqs, url)
