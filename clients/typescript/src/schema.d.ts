@@ -186,7 +186,28 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    jobEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A job event, delivered to a registered webhook (Standard Webhooks)
+         * @description Sent by the API to each of the owner's webhooks that wants the event's type, one `POST` per event and webhook. Any 2xx within 10 s is delivered (redirects are not followed); anything else is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (with ±10 % jitter), then kept in a dead-letter queue for an operator's replay. Drop duplicates by `webhook-id`; drop a stale event by the version in `webhook-id` or `data.job.updated_at`.
+         */
+        post: operations["jobEventDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /**
@@ -503,6 +524,47 @@ export interface components {
         };
         WebhookListEnvelope: components["schemas"]["SuccessEnvelope"] & {
             data?: components["schemas"]["WebhookList"];
+        };
+        /** @description What `job.erased` carries of the job: its id and when it was erased, never a file name. */
+        ErasedJob: {
+            job_id: components["schemas"]["JobId"];
+            /** Format: date-time */
+            erased_at: string;
+        };
+        /** @description The body of a webhook delivery, exactly as signed (compact JSON). Verify the raw bytes before parsing them. */
+        WebhookDelivery: {
+            type: components["schemas"]["WebhookEventType"];
+            /**
+             * Format: date-time
+             * @description When the state change happened (UTC).
+             */
+            timestamp: string;
+            data: {
+                /** @description The job after the change (`EventJob`); for `job.erased` only its id and the time (`ErasedJob`). */
+                job: components["schemas"]["EventJob"] | components["schemas"]["ErasedJob"];
+            };
+        };
+        /** @description A job as a job event carries it: the fields of `GET`'s job without `result_url` (a presigned URL would expire before a retry; fetch the job for one). */
+        EventJob: {
+            job_id: components["schemas"]["JobFields"]["job_id"];
+            status: components["schemas"]["JobFields"]["status"];
+            created_at: components["schemas"]["JobFields"]["created_at"];
+            updated_at: components["schemas"]["JobFields"]["updated_at"];
+            blueprint_s3_key: components["schemas"]["JobFields"]["blueprint_s3_key"];
+            blueprint_format: components["schemas"]["JobFields"]["blueprint_format"];
+            blueprint_hash: components["schemas"]["JobFields"]["blueprint_hash"];
+            blueprint_size: components["schemas"]["JobFields"]["blueprint_size"];
+            blueprint_filename: components["schemas"]["JobFields"]["blueprint_filename"];
+            result_s3_key: components["schemas"]["JobFields"]["result_s3_key"];
+            error: components["schemas"]["JobFields"]["error"];
+            started_at: components["schemas"]["JobFields"]["started_at"];
+            finished_at: components["schemas"]["JobFields"]["finished_at"];
+            progress: components["schemas"]["JobFields"]["progress"];
+            stage: components["schemas"]["JobFields"]["stage"];
+            request_id: components["schemas"]["JobFields"]["request_id"];
+            correlation_id: components["schemas"]["JobFields"]["correlation_id"];
+            api_version: components["schemas"]["JobFields"]["api_version"];
+            feedback_count: components["schemas"]["JobFields"]["feedback_count"];
         };
     };
     responses: {
@@ -1472,6 +1534,44 @@ export interface operations {
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
+        };
+    };
+    jobEventDelivery: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, `{job_id}:{version}`: the same on every attempt.
+                 * @example job_20261121T231500_4b1d2c3e5f607182:3
+                 */
+                "webhook-id": string;
+                /**
+                 * @description Epoch seconds of this attempt (fresh on every attempt; the reference libraries refuse one older than five minutes).
+                 * @example 1795475700
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description `v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, keyed with the base64-decoded part of the secret after `whsec_`.
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookDelivery"];
+            };
+        };
+        responses: {
+            /** @description Delivered: any 2xx, within 10 s. The body is read up to 64 KB and ignored. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }
