@@ -5,8 +5,9 @@ Faithful where it matters for the events: records in the Lambda event's shape, i
 batch's reported failure (``batchItemFailures``) or a crash is delivered again from the first failed record,
 at most ``MaximumRetryAttempts`` times (the template's ``JobEventsMapping``), after which the batch's
 metadata goes to the failure queue in the shape Lambda sends (``DDBStreamBatchInfo``), and the poller moves
-on. Not emulated: bisection, ``MaximumRecordAgeInSeconds``, ``FilterCriteria`` (the consumer ignores records
-that are not jobs itself).
+on. ``FilterCriteria`` is applied as Lambda applies it (moto's EventBridge pattern matcher: Lambda's filter
+syntax is EventBridge's): a record no filter matches is never handed over, and its position is passed.
+Not emulated: bisection, ``MaximumRecordAgeInSeconds``.
 
 Where it reads from is explicit: ``position`` (shard id -> the last sequence number handed over for good).
 A poller started without one starts at each shard's newest end (``LATEST``), before the local API takes
@@ -16,6 +17,7 @@ saved position resumes right after it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -23,6 +25,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from moto.events.models import EventPattern
 
 from local_api.cfn_template import Stack
 from local_api.server import LambdaContext
@@ -63,6 +67,7 @@ class StreamPoller:
         max_retries: int = 10,
         interval: float = 0.05,
         position: Mapping[str, str] | None = None,
+        filters: list[str] | None = None,
     ) -> None:
         self.stream = stream
         self.handler = handler
@@ -74,6 +79,7 @@ class StreamPoller:
         self.max_retries = max_retries
         self.interval = interval
         self._position: dict[str, str] = dict(position or {})
+        self._filters = [EventPattern.load(pattern) for pattern in filters or []]
         self._iterators: dict[str, str | None] = {}
         self._attempts: dict[str, int] = {}
         self._stop = threading.Event()
@@ -102,12 +108,19 @@ class StreamPoller:
             if iterator is None:
                 continue
             records, following = self.stream.read(iterator, self.batch_size)
-            if records:
-                handed += len(records)
-                self._deliver(shard, records, following)
+            wanted = [r for r in records if self._passes(r)]
+            if wanted:
+                handed += len(wanted)
+                self._deliver(shard, wanted, following)
+            elif records:  # all filtered out: Lambda moves past them without invoking the function
+                self._advance(shard, records[-1], following)
             else:
                 self._iterators[shard] = following
         return handed
+
+    def _passes(self, record: Mapping[str, Any]) -> bool:
+        shaped = _as_json(lambda_record(record, self.stream.stream_arn))
+        return not self._filters or any(pattern.matches_event(shaped) for pattern in self._filters)
 
     def _deliver(self, shard: str, records: list[dict[str, Any]], following: str | None) -> None:
         event = {"Records": [lambda_record(r, self.stream.stream_arn) for r in records]}
@@ -223,6 +236,7 @@ def poller_for(stack: Stack, handler: Handler, dynamodb: Any, streams: Any, sqs:
         sqs=sqs,
         batch_size=int(mapping["BatchSize"]),
         max_retries=int(mapping["MaximumRetryAttempts"]),
+        filters=[f["Pattern"] for f in mapping.get("FilterCriteria", {}).get("Filters", [])],
         **options,
     )
 
@@ -240,3 +254,14 @@ def start_poller(stack: Stack, interval: float | None = None) -> StreamPoller:
     poller = poller_for(stack, lambda_handler, session.client("dynamodb"), streams, sqs, interval=seconds)
     poller.start()
     return poller
+
+
+def _as_json(value: Any) -> Any:
+    """The record as Lambda's filter sees it, JSON: binary attributes (a webhook's sealed secret) base64."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    return value

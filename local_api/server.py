@@ -396,9 +396,8 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     keys = dev_api_keys()
     provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
-    for function in stack.of_type("AWS::Serverless::Function"):  # the API's and the workers' (no clashes)
-        for key, value in stack.function_environment(function).items():
-            os.environ.setdefault(key, value)
+    for key, value in stack.process_environment().items():  # the API's and the workers'
+        os.environ.setdefault(key, value)
     return stack, moto_server
 
 

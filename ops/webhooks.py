@@ -16,13 +16,18 @@ import argparse
 import json
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import boto3
 
 from local_api.cfn_template import Stack, load_template
 from models.events import from_bus_event
 from models.webhooks import Delivery
 from services.webhooks import WebhookService
 from storage.webhook_store import WebhookStore
+
+if TYPE_CHECKING:
+    from api.dependencies import Dependencies
 
 #: Messages received per call, and how long they stay hidden from another command while this one works.
 BATCH, VISIBILITY_SECONDS = 10, 300
@@ -183,3 +188,13 @@ def client_parts(jobs_table: str, sqs: Any) -> tuple[ClientWebhooks, ClientDeadL
     url = sqs.get_queue_url(QueueName=stack.properties(QUEUES["dead-letters"])["QueueName"])["QueueUrl"]
     service = WebhookService(WebhookStore(jobs_table), None, allow_loopback=False)
     return ClientWebhooks(service), ClientDeadLetters(sqs, url)
+
+
+def client_webhooks(deps: Dependencies) -> ClientWebhooks:
+    """``ops.clients.CLIENT_DATA``'s webhooks part: the client's webhooks and sealed secrets."""
+    return ClientWebhooks(deps.webhooks)
+
+
+def client_dead_letters(deps: Dependencies) -> ClientDeadLetters:
+    """``ops.clients.CLIENT_DATA``'s dead-letters part (SQS with the operator's credentials)."""
+    return client_parts(deps.settings.jobs_table, boto3.client("sqs"))[1]

@@ -38,6 +38,8 @@ class Settings:
     webhook_secrets_key: str = ""
     #: ``http://`` loopback webhook URLs (``make run`` only; false by default and in every deployment).
     webhook_allow_loopback: bool = False
+    #: Days a blueprint is kept after its job's final state (template parameter BlueprintRetentionDays).
+    blueprint_retention_days: int = 7
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -72,6 +74,7 @@ class Settings:
             metrics_service=service[:255] or DEFAULT_SERVICE,
             webhook_secrets_key=environ.get("WEBHOOK_SECRETS_KEY", ""),
             webhook_allow_loopback=parse_flag(environ, "WEBHOOK_ALLOW_LOOPBACK"),
+            blueprint_retention_days=_retention_days(environ),
         )
 
 
@@ -103,6 +106,13 @@ def parse_retry_delays(text: str | None) -> tuple[int, ...] | None:
     return delays
 
 
+def _retention_days(environ: Mapping[str, str]) -> int:
+    retention = environ.get("BLUEPRINT_RETENTION_DAYS") or "7"
+    if not retention.isdigit() or not 1 <= int(retention) <= 3650:
+        raise ConfigurationError("BLUEPRINT_RETENTION_DAYS must be a whole number of days, 1 to 3650")
+    return int(retention)
+
+
 _REQUIRED = (
     "ENVIRONMENT",
     "JOBS_TABLE",
@@ -130,7 +140,10 @@ class WorkerSettings:
     log_level: str = "INFO"
     jobs_table: str = ""
     preview_cache_table: str = ""
+    blueprints_bucket: str = ""
     cache_bucket: str = ""
+    #: Days a blueprint is kept after its job's final state (as ``Settings.blueprint_retention_days``).
+    blueprint_retention_days: int = 7
     #: The bus job events go to (``location-detection-{env}``).
     event_bus_name: str = ""
     metrics_namespace: str = DEFAULT_NAMESPACE
@@ -155,7 +168,9 @@ class WorkerSettings:
             log_level=environ.get("LOG_LEVEL", "INFO").upper(),
             jobs_table=environ.get("JOBS_TABLE", ""),
             preview_cache_table=environ.get("PREVIEW_CACHE_TABLE", ""),
+            blueprints_bucket=environ.get("BLUEPRINTS_BUCKET", ""),
             cache_bucket=environ.get("CACHE_BUCKET", ""),
+            blueprint_retention_days=_retention_days(environ),
             event_bus_name=environ.get("EVENT_BUS_NAME", ""),
             metrics_namespace=environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
             metrics_service=(environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()[:255] or DEFAULT_SERVICE,

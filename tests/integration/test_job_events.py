@@ -19,7 +19,7 @@ from ops.cli import build_service
 from services.job_events import JobEvents
 from services.job_service import JobService
 from tests import samples
-from tests.conftest import OTHER_API_KEY, create_body, invoke
+from tests.conftest import OTHER_API_KEY, create_body, invoke, set_rate_limit
 from tests.events import Subscriber, kinds
 from tests.integration.test_uploads import uploaded
 from workers import dependencies, stream_consumer
@@ -48,6 +48,7 @@ class Events:
 
 @pytest.fixture
 def events(aws: Stack) -> Iterator[Events]:
+    set_rate_limit(100_000, 10_000)  # these tests make many jobs at once; the limiter has tests of its own
     world = Events(aws)
     yield world
     world.subscriber.close()

@@ -20,6 +20,7 @@ from ops.cli import main as ops_main
 from services.job_service import JobService
 from storage.event_bus import EventBus
 from tests import samples
+from tests.conftest import set_rate_limit
 from tests.events import kinds
 from tests.faults import FaultyClient, throttled
 from tests.integration.conftest import FakeClock
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("clock")
 
 @pytest.fixture
 def events(aws: Stack) -> Iterator[Events]:
+    set_rate_limit(100_000, 10_000)  # these tests make many jobs at once; the limiter has tests of its own
     world = Events(aws)
     yield world
     world.subscriber.close()

@@ -89,3 +89,41 @@ def _peek(pipeline: Pipeline) -> list[dict[str, str]]:
             QueueUrl=pipeline.urls["dead-letters"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
     return list(messages)
+
+
+def test_an_erased_jobs_deliveries_name_no_file_and_validate_against_the_document(pipeline: Pipeline) -> None:
+    """A job erased while processing: its job.cancelled (made by the erasure's mark) and job.erased reach
+    the webhook with ids, status and times only (services.job_events REDACTED_FIELDS): the fan-out adds
+    nothing of its own. Every body validates against the OpenAPI document's webhooks.jobEvent."""
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from tests.integration.test_webhook_delivery import task
+    from tests.webhooks import verified
+
+    document = json.loads((Path(__file__).resolve().parents[2] / "src" / "api" / "openapi.json").read_text())
+    schema = {**document, "$ref": "#/components/schemas/WebhookDelivery"}
+    with receiving() as receiver:
+        hook = register(receiver.url).data
+        job_id = new_job(b"erased while processing")
+        task(action="start", job_id=job_id)
+        pipeline.run()
+        assert len(receiver.wait_for(2)) == 2
+        assert invoke("POST", f"/api/v1/jobs/{job_id}/erase").status == 200
+        pipeline.run()
+        received = receiver.wait_for(4)
+    events = {verified(hook["secret"], r)["type"]: r for r in received}
+    assert list(events) == ["job.created", "job.processing", "job.cancelled", "job.erased"]
+    for kind in ("job.cancelled", "job.erased"):
+        assert b"alice-secret-plan" not in events[kind].body, kind
+        assert b"blueprint" not in events[kind].body, kind
+    assert set(json.loads(events["job.cancelled"].body)["data"]["job"]) == {
+        "job_id",
+        "status",
+        "updated_at",
+        "finished_at",
+    }
+    assert set(json.loads(events["job.erased"].body)["data"]["job"]) == {"job_id", "erased_at"}
+    for r in received:
+        Draft202012Validator(schema).validate(json.loads(r.body))

@@ -98,6 +98,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{job_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A job id; anything else is 400 `INVALID_JOB_ID`. */
+                job_id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a job and everything stored for it
+         * @description Removes every S3 version of the blueprint and of the upload it came from, the result, the feedback files, the preview entry made from the job, the idempotency record whose kept answer names it, and the job record. A `pending` or `processing` job is cancelled first (the pipeline sees the cancellation and can no longer complete it); while a completion is writing its result the erasure waits for it (a few seconds at most, then 409 `CONFLICT`: retry). From the request on the job is 404 `JOB_NOT_FOUND` to every other call. Idempotent in effect: a retry after a 503 finishes the work and answers 200; erasing a fully erased (or unknown, expired, or another client's) job is 404. Not under `Idempotency-Key`. No request body.
+         */
+        post: operations["eraseJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/uploads": {
         parameters: {
             query?: never;
@@ -112,6 +135,26 @@ export interface paths {
          * @description Returns a presigned S3 POST (valid 15 minutes, 1 byte to `max_bytes` of the declared format's content type) to `uploads/{upload_id}/{filename}`. POST the file there as a form: every entry of `fields`, then a `file` part. Then create the job with `{"blueprint": {"upload_id": ...}}`; an upload is used once and expires after a day.
          */
         post: operations["createUpload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This document
+         * @description The OpenAPI 3.1 document itself, not wrapped in the envelope. Open: no API key.
+         */
+        get: operations["getOpenApiDocument"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -160,26 +203,6 @@ export interface paths {
          * @description Deletes one of the caller's webhooks and answers it as it was; its pending deliveries and retries stop. Another client's webhook, or one already deleted, is 404 `WEBHOOK_NOT_FOUND`.
          */
         delete: operations["deleteWebhook"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/openapi.json": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * This document
-         * @description The OpenAPI 3.1 document itself, not wrapped in the envelope. Open: no API key.
-         */
-        get: operations["getOpenApiDocument"];
-        put?: never;
-        post?: never;
-        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -468,6 +491,16 @@ export interface components {
         HealthEnvelope: components["schemas"]["SuccessEnvelope"] & {
             data?: components["schemas"]["Health"];
         };
+        ErasedJob: {
+            job_id: components["schemas"]["JobId"];
+            /** @description When the erasure finished (the job's record was deleted). */
+            erased_at: components["schemas"]["Timestamp"];
+            /** @description Stored S3 object versions this request deleted (blueprint, upload, result, feedback; delete markers are not counted). A retry that finishes an interrupted erasure counts the ones it deleted itself. */
+            objects_deleted: number;
+        };
+        ErasedJobEnvelope: components["schemas"]["SuccessEnvelope"] & {
+            data?: components["schemas"]["ErasedJob"];
+        };
         /**
          * @description `wh_{YYYYMMDDTHHMMSS}_{16 lowercase hex}`: UTC creation time and 64 random bits.
          * @example wh_20261121T231500_4b1d2c3e5f607182
@@ -525,12 +558,6 @@ export interface components {
         WebhookListEnvelope: components["schemas"]["SuccessEnvelope"] & {
             data?: components["schemas"]["WebhookList"];
         };
-        /** @description What `job.erased` carries of the job: its id and when it was erased, never a file name. */
-        ErasedJob: {
-            job_id: components["schemas"]["JobId"];
-            /** Format: date-time */
-            erased_at: string;
-        };
         /** @description The body of a webhook delivery, exactly as signed (compact JSON). Verify the raw bytes before parsing them. */
         WebhookDelivery: {
             type: components["schemas"]["WebhookEventType"];
@@ -540,8 +567,8 @@ export interface components {
              */
             timestamp: string;
             data: {
-                /** @description The job after the change (`EventJob`); for `job.erased` only its id and the time (`ErasedJob`). */
-                job: components["schemas"]["EventJob"] | components["schemas"]["ErasedJob"];
+                /** @description The job after the change (`EventJob`); once its erasure was asked for, ids, status and times only (`RedactedJob`); for `job.erased` its id and the time (`ErasedEventJob`). */
+                job: components["schemas"]["EventJob"] | components["schemas"]["RedactedJob"] | components["schemas"]["ErasedEventJob"];
             };
         };
         /** @description A job as a job event carries it: the fields of `GET`'s job without `result_url` (a presigned URL would expire before a retry; fetch the job for one). */
@@ -565,6 +592,18 @@ export interface components {
             correlation_id: components["schemas"]["JobFields"]["correlation_id"];
             api_version: components["schemas"]["JobFields"]["api_version"];
             feedback_count: components["schemas"]["JobFields"]["feedback_count"];
+        };
+        /** @description A job whose erasure was asked for, as its events carry it from then on (the cancel its erasure makes): ids, status and times only, never a file name. */
+        RedactedJob: {
+            job_id: components["schemas"]["JobFields"]["job_id"];
+            status: components["schemas"]["JobFields"]["status"];
+            updated_at: components["schemas"]["JobFields"]["updated_at"];
+            finished_at: components["schemas"]["JobFields"]["finished_at"];
+        };
+        /** @description What `job.erased` carries of the job: its id and when it was erased, never a file name. */
+        ErasedEventJob: {
+            job_id: components["schemas"]["JobId"];
+            erased_at: components["schemas"]["Timestamp"];
         };
     };
     responses: {
@@ -617,7 +656,7 @@ export interface components {
                 };
             };
         };
-        /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+        /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
         Conflict: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -966,7 +1005,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1196,6 +1235,55 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    eraseJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
+                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
+            };
+            path: {
+                /** @description A job id; anything else is 400 `INVALID_JOB_ID`. */
+                job_id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job is erased. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "success",
+                     *       "data": {
+                     *         "job_id": "job_20261121T231500_9f2c4e7a1b3d5f60",
+                     *         "erased_at": "2026-11-22T08:00:00Z",
+                     *         "objects_deleted": 3
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "req_20261122T080000_k3j9x2",
+                     *         "api_version": "v1"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErasedJobEnvelope"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     createUpload: {
         parameters: {
             query?: never;
@@ -1254,7 +1342,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1366,6 +1454,35 @@ export interface operations {
                     };
                 };
             };
+        };
+    };
+    getOpenApiDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
+                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        openapi: "3.1.0";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
         };
     };
     listWebhooks: {
@@ -1505,35 +1622,6 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
-        };
-    };
-    getOpenApiDocument: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
-                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The OpenAPI document. */
-            200: {
-                headers: {
-                    "X-Request-ID": components["headers"]["X-Request-ID"];
-                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        openapi: "3.1.0";
-                    };
-                };
-            };
-            413: components["responses"]["PayloadTooLarge"];
         };
     };
     jobEventDelivery: {
