@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, events, http_latency, memory, warm
+from bench import cold_start, events, http_latency, memory, warm, webhooks
 from bench.common import DEFAULT_SRC, ROOT
 from bench.report import Machine, Section, git_revision, render
 
-BENCHMARKS = ("cold", "warm", "memory", "http", "events")
+BENCHMARKS = ("cold", "warm", "memory", "http", "events", "webhooks")
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 #: Hand-written analysis (profiles of misses, before/after of fixes) appended to the generated report.
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
@@ -54,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-seconds", type=float, help="seconds per server and round (default 4; quick 1)")
     p.add_argument("--http-rounds", type=int, help="rounds over the servers (default 3; quick 1)")
     p.add_argument("--events-samples", type=int, help="state changes timed to a subscriber (default 60; quick 15)")
+    p.add_argument("--webhooks-samples", type=int, help="state changes timed to a receiver (default 60; quick 15)")
     p.add_argument(
         "--http-nodelay",
         action="store_true",
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             nodelay=args.http_nodelay,
         ),
         "events": lambda: events.run(src, int(_pick(args.events_samples, 60, 15, q))),
+        "webhooks": lambda: webhooks.run(src, int(_pick(args.webhooks_samples, 60, 15, q))),
     }
     started_at = datetime.now(UTC)
     started = time.perf_counter()

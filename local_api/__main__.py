@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from local_api.event_poller import StreamPoller, start_poller
+from local_api.queue_poller import start_queue_pollers
 from local_api.server import STATE_FILE, make_server, prepare_environment, write_state
 
 
@@ -28,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     # Job events: the stream consumer, fed by a poller of the emulated stream (started before any request).
     poller: StreamPoller = start_poller(stack)
+    # Webhooks: the fan-out and the delivery worker, fed by pollers of the emulated queues.
+    queue_pollers = start_queue_pollers(stack)
     if args.aws_only:
         print(f"Emulated AWS with the template's resources at {endpoint} (Ctrl-C stops it)", flush=True)
         _wait_for_stop()
         poller.stop()
+        for queue_poller in queue_pollers:
+            queue_poller.stop()
         moto_server and moto_server.stop()
         return 0
 
@@ -50,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  explorer page: http://{host}:{port}/   (local only: paste a key, drop blueprints)", flush=True)
     print(f"  emulated AWS: {endpoint}   (Ctrl-C stops both)", flush=True)
     print(f"  job events: bus {os.environ['EVENT_BUS_NAME']} (subscribe with a rule; docs/pipeline.md)", flush=True)
+    delays = os.environ.get("WEBHOOK_RETRY_DELAYS") or "the deployed 24 h schedule"
+    print(f"  webhooks: delivered for real, http://127.0.0.1 allowed; retries: {delays}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
         poller.stop()
+        for queue_poller in queue_pollers:
+            queue_poller.stop()
         STATE_FILE.unlink(missing_ok=True)
         if moto_server is not None:
             moto_server.stop()

@@ -17,6 +17,7 @@ saved position resumes right after it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -118,8 +119,8 @@ class StreamPoller:
         return handed
 
     def _passes(self, record: Mapping[str, Any]) -> bool:
-        shaped = lambda_record(record, self.stream.stream_arn)
-        return not self._filters or any(pattern.matches_event(shaped) for pattern in self._filters)  # type: ignore[arg-type]
+        shaped = _as_json(lambda_record(record, self.stream.stream_arn))
+        return not self._filters or any(pattern.matches_event(shaped) for pattern in self._filters)
 
     def _deliver(self, shard: str, records: list[dict[str, Any]], following: str | None) -> None:
         event = {"Records": [lambda_record(r, self.stream.stream_arn) for r in records]}
@@ -253,3 +254,14 @@ def start_poller(stack: Stack, interval: float | None = None) -> StreamPoller:
     poller = poller_for(stack, lambda_handler, session.client("dynamodb"), streams, sqs, interval=seconds)
     poller.start()
     return poller
+
+
+def _as_json(value: Any) -> Any:
+    """The record as Lambda's filter sees it, JSON: binary attributes (a webhook's sealed secret) base64."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    return value

@@ -1,5 +1,5 @@
-"""Create the template's tables (with their streams), buckets, parameters, secret, event bus, queues and
-rules in an emulated account (moto, LocalStack).
+"""Create the template's tables (with their streams), buckets, parameters, secret, keys (those with an
+alias), event bus, queues (with their redrive policies) and rules in an emulated account (moto, LocalStack).
 
 Translates each resource's CloudFormation properties into the API calls that make the same resource,
 so key schemas, TTLs, GSIs, lifecycle rules, encryption and policies come from ``template.yaml``
@@ -35,7 +35,14 @@ def _exists_error(exc: ClientError) -> bool:
     )
 
 
-def provision(stack: Stack, session: boto3.session.Session | None = None, endpoint_url: str | None = None) -> None:
+def provision(
+    stack: Stack,
+    session: boto3.session.Session | None = None,
+    endpoint_url: str | None = None,
+    max_receive_counts: dict[str, int] | None = None,
+) -> None:
+    """Everything, idempotently. ``max_receive_counts``: a queue's (logical id) redrive count instead of the
+    template's (``make run`` with ``WEBHOOK_RETRY_DELAYS`` attempts each delivery that many times)."""
     session = session or boto3.session.Session(region_name=stack.region)
 
     def client(service: str) -> Any:
@@ -54,7 +61,8 @@ def provision(stack: Stack, session: boto3.session.Session | None = None, endpoi
     for logical_id in stack.of_type("AWS::SecretsManager::Secret"):
         props = stack.properties(logical_id)
         _ignore_existing(lambda p=props: secrets.create_secret(Name=p["Name"], SecretString=initial_secret_string(p)))
-    provision_events(stack, client("events"), client("sqs"))
+    provision_keys(stack, client("kms"))
+    provision_events(stack, client("events"), client("sqs"), max_receive_counts)
 
 
 def initial_secret_string(props: dict[str, Any]) -> str:
@@ -84,19 +92,42 @@ def _password_alphabet(spec: dict[str, Any]) -> str:
     return "".join(ch for ch in alphabet if ch not in str(spec.get("ExcludeCharacters", "")))
 
 
-def provision_events(stack: Stack, events: Any, sqs: Any) -> None:
+def provision_keys(stack: Stack, kms: Any) -> None:
+    """A key for each alias of the template (the code names keys by alias: AWS makes up a key's id)."""
+    existing = {a["AliasName"] for a in kms.list_aliases().get("Aliases", [])}
+    for logical_id in stack.of_type("AWS::KMS::Alias"):
+        props = stack.properties(logical_id)
+        if props["AliasName"] in existing:
+            continue
+        key_id = stack.resources[logical_id]["Properties"]["TargetKeyId"]["Ref"]
+        key = stack.properties(key_id)
+        tags = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in key.get("Tags", [])]
+        created = kms.create_key(Description=key.get("Description", ""), Tags=tags)["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=props["AliasName"], TargetKeyId=created)
+
+
+def queue_attributes(props: dict[str, Any], max_receive_count: int | None = None) -> dict[str, str]:
+    """A queue's CloudFormation properties as the SQS API's attributes."""
+    given = [k for k in _QUEUE_ATTRIBUTES if k in props]
+    attributes = {k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k]) for k in given}
+    if "RedrivePolicy" in props:
+        policy = dict(props["RedrivePolicy"])
+        policy["maxReceiveCount"] = str(max_receive_count or policy["maxReceiveCount"])
+        attributes["RedrivePolicy"] = json.dumps(policy)
+    return attributes
+
+
+def provision_events(stack: Stack, events: Any, sqs: Any, max_receive_counts: dict[str, int] | None = None) -> None:
     """The event bus, the queues, and the rules these parameters create (with their targets)."""
     present = stack.present()
     for logical_id in (i for i in stack.of_type("AWS::Events::EventBus") if i in present):
         name = stack.properties(logical_id)["Name"]
         _ignore_existing(lambda n=name: events.create_event_bus(Name=n))
-    for logical_id in (i for i in stack.of_type("AWS::SQS::Queue") if i in present):
+    queues = [i for i in stack.of_type("AWS::SQS::Queue") if i in present]
+    # Dead-letter queues first: a redrive policy must name a queue that exists.
+    for logical_id in sorted(queues, key=lambda i: "RedrivePolicy" in stack.resources[i]["Properties"]):
         props = stack.properties(logical_id)
-        attributes = {
-            k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
-            for k in _QUEUE_ATTRIBUTES
-            if k in props
-        }
+        attributes = queue_attributes(props, (max_receive_counts or {}).get(logical_id))
         _ignore_existing(lambda p=props, a=attributes: sqs.create_queue(QueueName=p["QueueName"], Attributes=a))
     for logical_id in (i for i in stack.of_type("AWS::Events::Rule") if i in present):
         props = stack.properties(logical_id)

@@ -237,6 +237,16 @@ def dev_api_keys() -> dict[str, tuple[str, str]]:
 _RATE_LIMIT_PARAMETERS = {"RATE_LIMIT_PER_MINUTE": "RateLimitPerMinute", "RATE_LIMIT_BURST": "RateLimitBurst"}
 
 
+def webhook_attempts() -> dict[str, int]:
+    """``WEBHOOK_RETRY_DELAYS=1,2,4``: each delivery is attempted once more than there are delays, so the
+    deliveries queue's redrive policy counts that many receives (the template's count is the deployed
+    schedule's)."""
+    from utils.settings import parse_retry_delays
+
+    delays = parse_retry_delays(os.environ.get("WEBHOOK_RETRY_DELAYS"))
+    return {} if delays is None else {"WebhookDeliveriesQueue": len(delays) + 1}
+
+
 def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -247,6 +257,8 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     if not os.environ.get("AWS_ENDPOINT_URL"):
         moto_server, endpoint = start_emulated_aws()
         os.environ["AWS_ENDPOINT_URL"] = endpoint
+    # Webhooks to http://127.0.0.1 receivers: local development only (every deployed function says false).
+    os.environ.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")
     parameters = {"Environment": environment}
     if os.environ.get("CORS_ALLOWED_ORIGINS"):  # the template's CorsAllowedOrigins ("*" when unset)
         parameters["CorsAllowedOrigins"] = os.environ["CORS_ALLOWED_ORIGINS"]
@@ -254,7 +266,7 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
         if os.environ.get(variable):
             parameters[parameter] = os.environ[variable].strip()
     stack = Stack(load_template(), parameters, region=os.environ["AWS_DEFAULT_REGION"])
-    provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"], max_receive_counts=webhook_attempts())
     keys = dev_api_keys()
     provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print

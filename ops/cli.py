@@ -5,11 +5,12 @@ erase or export data (``ops.clients``).
     python -m ops --local jobs progress JOB_ID 40 --stage preprocessing
     python -m ops --env dev jobs show JOB_ID
     python -m ops --env prod events replay --dry-run
+    python -m ops --env prod webhooks dead-letters
     python -m ops --env prod clients erase CLIENT_ID [--yes]
 
 Prints the resulting job (the public view, with ``result_url`` when completed) as indented JSON on
 stdout. Exit codes: 0 done; 1 the job or the target refused (not found, illegal transition, bad result
-file, invalid job id, AWS error; ``events replay``: some messages are left), with one line on stderr and
+file, invalid job id, AWS error; ``events``/``webhooks replay``: some messages are left), with one line on stderr and
 no traceback; 2 usage error.
 """
 
@@ -32,7 +33,7 @@ from api.dependencies import Dependencies
 from local_api.cfn_template import Stack, load_template
 from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
-from ops import clients, events, keys
+from ops import clients, events, keys, webhooks
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
 from services.job_rules import validate_result
 from services.job_service import JobService
@@ -68,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a deployed environment, with your AWS credentials (default: $ENVIRONMENT, else dev)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events,clients,sweep}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events,webhooks,clients,sweep}")
     _add_key_commands(groups)
     _add_job_commands(groups)
     _add_event_commands(groups)
+    webhooks.add_commands(groups)
     clients.add_parser(groups)
     groups.add_parser("sweep", help="run the stack's hourly sweep once (unfinished erasures, ended retention)")
     return parser
@@ -212,8 +214,7 @@ def run_keys(args: argparse.Namespace, secret_name: str) -> Any:
 
 
 def run_events(args: argparse.Namespace) -> dict[str, Any]:
-    """``events watch`` (a temporary subscriber of the bus) and ``events replay`` (the failure queue of
-    the environment's job events, replayed): ops/events.py."""
+    """``events watch`` (a temporary subscriber of the bus), ``events replay`` (the failure queue): ops/events.py."""
     stack = Stack(load_template(), {"Environment": os.environ["ENVIRONMENT"]})
     session = boto3.session.Session()
     sqs = session.client("sqs")
@@ -267,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{PROG}: {target.description}")
         if args.group == "keys":
             data: Any = run_keys(args, os.environ["API_KEYS_SECRET_NAME"])
-        elif args.group == "events":
+        elif args.group in ("events", "webhooks"):
             with _service_logs_to_stderr(args.verbose):
-                data = run_events(args)
+                data = run_events(args) if args.group == "events" else webhooks.run(args, boto3.client("sqs"))
         elif args.group in ("clients", "sweep") or args.command == "erase":
             with _service_logs_to_stderr(args.verbose):
                 data = run_erasure(args, Dependencies(Settings.from_environ(os.environ)))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api.dependencies import Dependencies
-from ops import keys
+from ops import keys, webhooks
 from services.client_erasure import ClientData, ClientErasure
 from services.rate_limits import RateLimitState
 from services.sweep import Sweep
@@ -26,8 +26,12 @@ from services.sweep import Sweep
 #: Who erased, in the audit line: the operator (their AWS identity is in CloudTrail).
 ACTOR = "operator"
 #: Per-client data of features beside jobs, each built from the dependencies: the limiter's items
-#: (``rate#...``) and, with issue 17, webhooks register their ``ClientData`` here.
-CLIENT_DATA: tuple[Callable[[Dependencies], ClientData], ...] = (lambda deps: RateLimitState(deps.stores.rate_limits),)
+#: (``rate#...``), the client's webhooks (and their sealed secrets) and the webhook dead letters about it.
+CLIENT_DATA: tuple[Callable[[Dependencies], ClientData], ...] = (
+    lambda deps: RateLimitState(deps.stores.rate_limits),
+    webhooks.client_webhooks,
+    webhooks.client_dead_letters,
+)
 #: A client id as the keys and the JWT authorizer make them (``cli_...``, a token's ``sub``).
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,256}")
 

@@ -24,7 +24,9 @@ from services.rate_limits import RateLimiter
 from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig, config_store
 from services.upload_service import UploadService
+from services.webhooks import WebhookService
 from storage import Stores
+from storage.secret_box import SecretBox
 from utils import aws, metrics, secrets
 from utils import logging as log
 from utils.settings import Settings, get_settings
@@ -47,6 +49,8 @@ class Dependencies:
         self.idempotency = IdempotencyService(self.stores.idempotency)
         self.health = HealthService(self._health_probes(), prepare=_create_clients)
         self.previews = PreviewService(self.stores.previews)
+        box = SecretBox(settings.webhook_secrets_key) if settings.webhook_secrets_key else None
+        self.webhooks = WebhookService(self.stores.webhooks, box, allow_loopback=settings.webhook_allow_loopback)
         s = self.stores
         self.retention = BlueprintRetention(
             s.blueprints, s.uploads, s.jobs_table, s.marks, settings.blueprint_retention_days

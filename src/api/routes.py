@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api.dependencies import Dependencies
-from api.handlers import feedback, jobs, system, uploads
+from api.handlers import feedback, jobs, system, uploads, webhooks
 from api.http import Request
 from utils.errors import MethodNotAllowed, RouteNotFound
 
@@ -56,6 +56,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/jobs/{job_id}/feedback", feedback.submit_feedback),
     Route("POST", "/api/v1/jobs/{job_id}/erase", jobs.erase_job),
     Route("POST", "/api/v1/uploads", uploads.create_upload, idempotent=True, rate_limit="uploads"),
+    Route("GET", "/api/v1/webhooks", webhooks.list_webhooks),
+    Route("POST", "/api/v1/webhooks", webhooks.create_webhook),
+    Route("DELETE", "/api/v1/webhooks/{webhook_id}", webhooks.delete_webhook),
 )
 
 

@@ -117,3 +117,18 @@ class InvalidProgress(PipelineError):
 
     code = "INVALID_PROGRESS"
     default_message = "progress must be an integer 0..100 and stage a name matching [a-z][a-z0-9_-]{0,31}"
+
+
+class WebhookNotFound(DomainError):
+    """No webhook with that id for this client (another client's, deleted, or not an id at all)."""
+
+    code = "WEBHOOK_NOT_FOUND"
+    default_message = "Webhook not found"
+
+
+class InvalidWebhookUrl(DomainError):
+    """Not an https URL (loopback http only where allowed), or a host that resolves to an address the API
+    never sends to (private, loopback, link-local, metadata, multicast, reserved)."""
+
+    code = "INVALID_WEBHOOK_URL"
+    default_message = "The webhook URL must be https and reach a public address"

@@ -9,6 +9,7 @@ it. No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 #: EventBridge's ``source`` and ``detail-type`` of every job event (rules match on them).
@@ -67,3 +68,27 @@ class JobEvent:
             "owner_id": self.owner_id,
             "previous_status": self.previous_status,
         }
+
+
+def from_bus_event(event: Any) -> JobEvent:
+    """The job event an EventBridge event carries, whole, as a rule's target receives it (``time`` is
+    the change's, ISO 8601 UTC). ``ValueError`` for anything that is not a job event."""
+    if not isinstance(event, dict) or event.get("source") != SOURCE or event.get("detail-type") != DETAIL_TYPE:
+        raise ValueError("not a job event")
+    detail = event.get("detail")
+    if not isinstance(detail, dict) or detail.get("type") not in EVENT_TYPES or not isinstance(detail.get("job"), dict):
+        raise ValueError("a job event without its type or job")
+    if not isinstance(detail.get("id"), str):
+        raise ValueError("a job event without its id")
+    moment = datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    owner = detail.get("owner_id")
+    previous = detail.get("previous_status")
+    return JobEvent(
+        id=detail["id"],
+        type=detail["type"],
+        job=detail["job"],
+        owner_id=owner if isinstance(owner, str) else None,
+        previous_status=previous if isinstance(previous, str) else None,
+        time=moment.timestamp(),
+    )

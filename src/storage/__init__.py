@@ -18,13 +18,15 @@ from storage.preview_cache import PreviewCache
 from storage.rate_limits import RateLimitStore
 from storage.upload_claims import UploadClaims
 from storage.upload_store import UploadStore
+from storage.webhook_store import WebhookStore
 
 
 class Stores:
-    """The API's tables and buckets (clients inside are created lazily). The jobs table holds four kinds
+    """The API's tables and buckets (clients inside are created lazily). The jobs table holds five kinds
     of item, each with its own store bound to the same table: job records (``jobs_table``, and their
-    erasure marks: ``marks``), upload claims, idempotency records, rate-limit states; and its lookup index
-    (``lookups``). The blueprints bucket holds job blueprints and uploads."""
+    erasure marks: ``marks``), upload claims, idempotency records, rate-limit states, clients' webhooks (and
+    the workers' delivery ledger); and its lookup index (``lookups``). The blueprints bucket holds job
+    blueprints and uploads."""
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class Stores:
         self.claims = UploadClaims(jobs_table, dynamodb)
         self.idempotency = IdempotencyStore(jobs_table, dynamodb)
         self.rate_limits = RateLimitStore(jobs_table, dynamodb)
+        self.webhooks = WebhookStore(jobs_table, dynamodb)
         self.previews = PreviewCache(preview_table, dynamodb, jobs_table=jobs_table)
         self.blueprints = BlueprintStore(blueprints_bucket, s3)
         self.uploads = UploadStore(blueprints_bucket, s3)

@@ -34,6 +34,10 @@ class Settings:
     #: CloudWatch namespace of the EMF metrics (``utils.metrics``) and their ``Service`` dimension.
     metrics_namespace: str = DEFAULT_NAMESPACE
     metrics_service: str = DEFAULT_SERVICE
+    #: The KMS key (an alias) webhook secrets are encrypted with; empty: webhooks cannot be created.
+    webhook_secrets_key: str = ""
+    #: ``http://`` loopback webhook URLs (``make run`` only; false by default and in every deployment).
+    webhook_allow_loopback: bool = False
     #: Days a blueprint is kept after its job's final state (template parameter BlueprintRetentionDays).
     blueprint_retention_days: int = 7
 
@@ -68,8 +72,38 @@ class Settings:
             cors_allowed_origins=origins or ("*",),
             metrics_namespace=namespace,
             metrics_service=service[:255] or DEFAULT_SERVICE,
+            webhook_secrets_key=environ.get("WEBHOOK_SECRETS_KEY", ""),
+            webhook_allow_loopback=parse_flag(environ, "WEBHOOK_ALLOW_LOOPBACK"),
             blueprint_retention_days=_retention_days(environ),
         )
+
+
+def parse_flag(environ: Mapping[str, str], name: str) -> bool:
+    """``true``/``1``/``yes`` or ``false``/``0``/``no``/unset (any case); anything else is a mistake."""
+    value = environ.get(name, "").strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("", "false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
+
+#: SQS's longest visibility timeout: no retry can be put off further in one step.
+MAX_RETRY_DELAY_SECONDS = 43_200
+
+
+def parse_retry_delays(text: str | None) -> tuple[int, ...] | None:
+    """``WEBHOOK_RETRY_DELAYS``: comma-separated whole seconds (``1,2,4``) that replace the deployed
+    retry schedule (None when unset: the schedule stands)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        delays = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigurationError(f"WEBHOOK_RETRY_DELAYS must be comma-separated whole seconds, got {text!r}") from None
+    if not all(0 <= delay <= MAX_RETRY_DELAY_SECONDS for delay in delays):
+        raise ConfigurationError(f"each of WEBHOOK_RETRY_DELAYS must be 0..{MAX_RETRY_DELAY_SECONDS} seconds")
+    return delays
 
 
 def _retention_days(environ: Mapping[str, str]) -> int:
@@ -114,6 +148,12 @@ class WorkerSettings:
     event_bus_name: str = ""
     metrics_namespace: str = DEFAULT_NAMESPACE
     metrics_service: str = DEFAULT_SERVICE
+    #: The queue the webhook fan-out sends deliveries to (its URL).
+    webhook_deliveries_queue_url: str = ""
+    webhook_secrets_key: str = ""
+    webhook_allow_loopback: bool = False
+    #: ``WEBHOOK_RETRY_DELAYS``, when set: the retry schedule (None: the deployed one).
+    webhook_retry_delays: tuple[int, ...] | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], required: tuple[str, ...]) -> WorkerSettings:
@@ -134,6 +174,10 @@ class WorkerSettings:
             event_bus_name=environ.get("EVENT_BUS_NAME", ""),
             metrics_namespace=environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
             metrics_service=(environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()[:255] or DEFAULT_SERVICE,
+            webhook_deliveries_queue_url=environ.get("WEBHOOK_DELIVERIES_QUEUE_URL", ""),
+            webhook_secrets_key=environ.get("WEBHOOK_SECRETS_KEY", ""),
+            webhook_allow_loopback=parse_flag(environ, "WEBHOOK_ALLOW_LOOPBACK"),
+            webhook_retry_delays=parse_retry_delays(environ.get("WEBHOOK_RETRY_DELAYS")),
         )
 
 

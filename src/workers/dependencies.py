@@ -18,8 +18,14 @@ from services.previews import PreviewService
 from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig
 from services.sweep import Sweep
+from services.webhook_delivery import RetrySchedule, SecretCache, WebhookDelivery
+from services.webhook_fanout import WebhookFanout
 from storage import Stores
+from storage.delivery_ledger import DeliveryLedger
+from storage.delivery_queue import DeliveryQueue
 from storage.event_bus import EventBus
+from storage.secret_box import SecretBox
+from storage.webhook_store import WebhookStore
 from utils import logging as log
 from utils import metrics
 from utils.settings import WorkerSettings, get_worker_settings
@@ -78,11 +84,35 @@ def sweep(settings: WorkerSettings) -> Sweep:
     return Sweep(s.lookups, erasure, _retention(s, settings))
 
 
-#: What each worker needs from its function's environment, and how its service is built.
+def webhook_fanout(settings: WorkerSettings) -> WebhookFanout:
+    """The fan-out: the owner's webhooks (the jobs table), the deliveries queue."""
+    return WebhookFanout(WebhookStore(settings.jobs_table), DeliveryQueue(settings.webhook_deliveries_queue_url))
+
+
+def webhook_delivery(settings: WorkerSettings) -> WebhookDelivery:
+    """The delivery worker: the webhooks and the delivery ledger (the jobs table), the secrets' key, the
+    deliveries queue (to put a failed delivery off), the retry schedule."""
+    return WebhookDelivery(
+        WebhookStore(settings.jobs_table),
+        DeliveryLedger(settings.jobs_table),
+        SecretCache(SecretBox(settings.webhook_secrets_key)),
+        DeliveryQueue(settings.webhook_deliveries_queue_url),
+        RetrySchedule.of(settings.webhook_retry_delays),
+        allow_loopback=settings.webhook_allow_loopback,
+    )
+
+
+#: What each worker needs from its function's environment, and how its service is built. (Optional
+#: variables a worker reads, such as WEBHOOK_RETRY_DELAYS, are not listed: they have defaults.)
 WORKERS: dict[str, tuple[tuple[str, ...], Callable[[WorkerSettings], object]]] = {
     "job_events": (("EVENT_BUS_NAME",), job_events),
     "job_service": (_JOB_DATA, job_service),
     "sweep": (_JOB_DATA, sweep),
+    "webhook_fanout": (("JOBS_TABLE", "WEBHOOK_DELIVERIES_QUEUE_URL"), webhook_fanout),
+    "webhook_delivery": (
+        ("JOBS_TABLE", "WEBHOOK_DELIVERIES_QUEUE_URL", "WEBHOOK_SECRETS_KEY", "WEBHOOK_ALLOW_LOOPBACK"),
+        webhook_delivery,
+    ),
 }
 
 

@@ -79,9 +79,18 @@ def _table(call: Call, account: str, name: str, index: str | None = None) -> str
     return f"{arn}/index/{index}" if index else arn
 
 
+def _leading_keys(key: dict[str, Any] | None) -> dict[str, Any]:
+    """``dynamodb:LeadingKeys``: the partition key of the item a call names (roles scope typed items by it)."""
+    if not key or "job_id" not in key:
+        return {}
+    return {"dynamodb:LeadingKeys": [str(next(iter(key["job_id"].values())))]}
+
+
 def _dynamodb(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
     p, op = call.params, call.operation
-    if op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "DescribeTable", "ConditionCheckItem"):
+    if op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"):
+        return [(f"dynamodb:{op}", _table(call, account, p["TableName"]), _leading_keys(p.get("Key", p.get("Item"))))]
+    if op in ("Scan", "DescribeTable"):
         return [(f"dynamodb:{op}", _table(call, account, p["TableName"]), {})]
     if op == "Query":
         return [("dynamodb:Query", _table(call, account, p["TableName"], p.get("IndexName")), {})]
@@ -221,11 +230,47 @@ def _dynamodbstreams(call: Call, account: str, stack: Stack) -> list[tuple[str, 
 
 
 def _sqs(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
-    actions = {"SendMessage": "sqs:SendMessage", "SendMessageBatch": "sqs:SendMessage"}
+    # The *Batch operations are authorized as their single-message actions (Service Authorization Reference).
+    actions = {
+        "SendMessage": "sqs:SendMessage",
+        "SendMessageBatch": "sqs:SendMessage",
+        "ReceiveMessage": "sqs:ReceiveMessage",
+        "DeleteMessage": "sqs:DeleteMessage",
+        "DeleteMessageBatch": "sqs:DeleteMessage",
+        "ChangeMessageVisibility": "sqs:ChangeMessageVisibility",
+        "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+        "GetQueueAttributes": "sqs:GetQueueAttributes",
+        "GetQueueUrl": "sqs:GetQueueUrl",
+    }
     if call.operation not in actions:
         raise KeyError(call.operation)
-    name = str(call.params["QueueUrl"]).rstrip("/").rsplit("/", 1)[1]
+    if call.operation == "GetQueueUrl":
+        name = str(call.params["QueueName"])
+    else:
+        name = str(call.params["QueueUrl"]).rstrip("/").rsplit("/", 1)[1]
     return [(actions[call.operation], f"arn:aws:sqs:{call.region}:{account}:{name}", {})]
+
+
+def _key(stack: Stack, key_id: str) -> str:
+    """The ARN of the template's KMS key that ``key_id`` (an alias name, a key id or ARN) names: IAM
+    authorizes a call through an alias on the key it points at."""
+    for logical_id in stack.of_type("AWS::KMS::Alias"):
+        props = stack.resources[logical_id]["Properties"]
+        if stack.properties(logical_id)["AliasName"] == key_id:
+            return stack.arn(props["TargetKeyId"]["Ref"])
+    for logical_id in stack.of_type("AWS::KMS::Key"):
+        if key_id in (stack.arn(logical_id), stack.ref(logical_id)):
+            return stack.arn(logical_id)
+    raise KeyError(f"no key {key_id} in the template")
+
+
+def _kms(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:
+    if call.operation not in ("Encrypt", "Decrypt"):
+        raise KeyError(call.operation)
+    encryption_context: dict[str, str] = call.params.get("EncryptionContext") or {}
+    context: dict[str, Any] = {f"kms:EncryptionContext:{k}": v for k, v in encryption_context.items()}
+    context.update({"kms:EncryptionContextKeys": sorted(encryption_context), "kms:CallerAccount": account})
+    return [(f"kms:{call.operation}", _key(stack, str(call.params["KeyId"])), context)]
 
 
 MAPPINGS: dict[str, Callable[[Call, str, Stack], list[tuple[str, str, dict[str, Any]]]]] = {
@@ -237,6 +282,7 @@ MAPPINGS: dict[str, Callable[[Call, str, Stack], list[tuple[str, str, dict[str, 
     "events": _events,
     "dynamodbstreams": _dynamodbstreams,
     "sqs": _sqs,
+    "kms": _kms,
 }
 
 
@@ -247,7 +293,19 @@ def iam_requests(call: Call, account: str, stack: Stack, why: str) -> list[Reque
         raise AssertionError(
             f"no IAM mapping for {call.service}:{call.operation} ({missing}): add it to aws_calls"
         ) from None
-    return [Request(action, resource, context, why=why) for action, resource, context in mapped]
+    return [
+        Request(action, resource, context, why=why, unvalidated=_unvalidated(context))
+        for action, resource, context in mapped
+    ]
+
+
+def _unvalidated(context: dict[str, Any]) -> str:
+    """Why the engine's input validation must be skipped for a request with these context keys: it matches
+    variable keys only after a ``/`` (``aws:PrincipalTag/x``), so it drops ``kms:EncryptionContext:x``
+    as unknown, and a condition on it could never hold (iam_simulator.UNVALIDATED)."""
+    if any(key.startswith("kms:EncryptionContext:") for key in context):
+        return "kms:EncryptionContext:${key} dropped by the engine's validation"
+    return ""
 
 
 def lambda_runtime_requests(stack: Stack, function_id: str, account: str, region: str) -> list[Request]:

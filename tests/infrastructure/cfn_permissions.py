@@ -672,6 +672,7 @@ TARGETS: dict[str, dict[str, Callable[[Deployed, str], list[str]]]] = {
         "lambda:CreateEventSourceMapping": lambda r, phase: ["*"],
         "lambda:TagResource": lambda r, phase: [r.arn],
     },
+    # A target without a role (an SQS queue, authorized by its queue policy) passes none.
     "AWS::Events::Rule": {
         "iam:PassRole": lambda r, phase: [str(t["RoleArn"]) for t in r.props["Targets"] if "RoleArn" in t]
     },

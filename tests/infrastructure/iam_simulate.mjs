@@ -27,6 +27,15 @@ async function evaluate(policies, request) {
   if (policies.boundary) simulation.permissionBoundaryPolicies = policies.boundary
   if (policies.resource) simulation.resourcePolicy = policies.resource
   if (request.unvalidated) {
+    // The unsafe path loads the resource policy without a name, which its analysis then reads: name it.
+    if (policies.resource) {
+      simulation.resourcePolicy = {
+        __validated: true,
+        policyDocument: policies.resource,
+        metadata: { name: 'resource' },
+        errors: [],
+      }
+    }
     const decision = await runUnsafeSimulation(simulation, { simulationMode: 'Strict' })
     return { decision, unvalidated: true }
   }

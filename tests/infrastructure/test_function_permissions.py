@@ -143,6 +143,20 @@ def complete_read_and_give_feedback(tmp_path: Path) -> None:
     assert invoke("POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"completed"))).status == 201
 
 
+def register_list_and_delete_a_webhook() -> None:
+    """The secret is encrypted (kms:Encrypt under its context); the webhooks item is read and updated."""
+    from utils import addresses
+
+    real = addresses.resolver
+    addresses.resolver = lambda host, port: ["93.184.216.34"]  # DNS stands in: a public address
+    try:
+        hook = created(invoke("POST", "/api/v1/webhooks", json_body={"url": "https://hooks.example.com/ld"}))
+    finally:
+        addresses.resolver = real
+    assert created(invoke("GET", "/api/v1/webhooks"), 200)["webhooks"]
+    assert created(invoke("DELETE", f"/api/v1/webhooks/{hook['webhook_id']}"), 200)["webhook_id"]
+
+
 def fail_a_job() -> None:
     job_id = new_job(samples.png(extra=b"failed"))
     ops("jobs", "fail", job_id, "--start", "--code", "MODEL_ERROR", "--message", "no rooms found")
@@ -179,6 +193,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "read, list and cancel": read_list_and_cancel,
     "complete, read, give feedback": complete_read_and_give_feedback,
     "fail a job": fail_a_job,
+    "register, list and delete a webhook": register_list_and_delete_a_webhook,
     "erase jobs in every state": erase_jobs_in_every_state,
 }
 

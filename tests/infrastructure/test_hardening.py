@@ -198,6 +198,7 @@ EXPECTED_ALARMS = {
     "JobEventsFailedAlarm": "job-events-failed",
     "JobEventsErrorsAlarm": "job-events-errors",
     "PipelineStartFailedAlarm": "pipeline-start-failed",
+    "WebhookDeadLettersAlarm": "webhook-dead-letters",
     "SweepErrorsAlarm": "sweep-errors",
 }
 #: The canary's rollback triggers, and how long the canary lasts (Canary10Percent5Minutes).
@@ -462,13 +463,21 @@ REVIEWED_SKIPS = {
     ("CacheBucket", "CKV_AWS_18"),
     *(
         (function, check)
-        for function in ("JobEventsFunction", "PipelineTaskFunction")
+        for function in (
+            "JobEventsFunction",
+            "PipelineTaskFunction",
+            "WebhookFanoutFunction",
+            "WebhookDeliveryFunction",
+        )
         for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173")
     ),
     ("JobEventsFunctionLogGroup", "CKV_AWS_158"),
     ("PipelineTaskFunctionLogGroup", "CKV_AWS_158"),
     ("JobEventsFailedQueue", "CKV_AWS_27"),
     ("PipelineStartFailedQueue", "CKV_AWS_27"),
+    ("WebhookFanoutFunctionLogGroup", "CKV_AWS_158"),
+    ("WebhookDeliveryFunctionLogGroup", "CKV_AWS_158"),
+    *((queue, "CKV_AWS_27") for queue in ("WebhookEventsQueue", "WebhookDeliveriesQueue", "WebhookDeadLetterQueue")),
 }
 
 

@@ -90,6 +90,7 @@ EXPECTED_RESOURCES = {
             "JobEventsFailedAlarm",
             "JobEventsErrorsAlarm",
             "SweepErrorsAlarm",
+            "WebhookDeadLettersAlarm",
         ),
         "AWS::CloudWatch::Alarm",
     ),
@@ -104,6 +105,19 @@ EXPECTED_RESOURCES = {
     "PipelineTaskFunctionLogGroup": "AWS::Logs::LogGroup",
     "PipelineTaskFunctionRole": "AWS::IAM::Role",
     "PipelineTaskFunction": "AWS::Lambda::Function",
+    # Webhooks: the secrets' key, the rule and its three queues, the fan-out and the delivery worker.
+    "WebhookSecretsKey": "AWS::KMS::Key",
+    "WebhookSecretsKeyAlias": "AWS::KMS::Alias",
+    "WebhookEventsRule": "AWS::Events::Rule",
+    **dict.fromkeys(("WebhookEventsQueue", "WebhookDeliveriesQueue", "WebhookDeadLetterQueue"), "AWS::SQS::Queue"),
+    **dict.fromkeys(
+        ("WebhookEventsQueuePolicy", "WebhookDeliveriesQueuePolicy", "WebhookDeadLetterQueuePolicy"),
+        "AWS::SQS::QueuePolicy",
+    ),
+    **dict.fromkeys(("WebhookFanoutFunctionLogGroup", "WebhookDeliveryFunctionLogGroup"), "AWS::Logs::LogGroup"),
+    **dict.fromkeys(("WebhookFanoutFunctionRole", "WebhookDeliveryFunctionRole"), "AWS::IAM::Role"),
+    **dict.fromkeys(("WebhookFanoutFunction", "WebhookDeliveryFunction"), "AWS::Lambda::Function"),
+    **dict.fromkeys(("WebhookFanoutMapping", "WebhookDeliveryMapping"), "AWS::Lambda::EventSourceMapping"),
 }
 JWT_ONLY = {"JwtAuthorizer": "AWS::ApiGatewayV2::Authorizer"}
 #: Only with PipelineStateMachineArn (rehearsal.WITH_PIPELINE).
@@ -503,6 +517,8 @@ def test_the_log_groups_keep_logs_for_their_environments_time(created: MotoStack
         "JobEventsFunctionLogGroup",
         "PipelineTaskFunctionLogGroup",
         "SweepFunctionLogGroup",
+        "WebhookFanoutFunctionLogGroup",
+        "WebhookDeliveryFunctionLogGroup",
     ):
         assert groups[physical_id(created, logical_id)]["retentionInDays"] == days, logical_id
 
@@ -517,6 +533,8 @@ def test_the_workers_are_translated_with_the_shared_package_their_own_roles_and_
         ("JobEventsFunction", "workers.stream_consumer.lambda_handler", "JobEventsFunctionRole"),
         ("PipelineTaskFunction", "workers.pipeline_task.lambda_handler", "PipelineTaskFunctionRole"),
         ("SweepFunction", "workers.sweep.lambda_handler", "SweepFunctionRole"),
+        ("WebhookFanoutFunction", "workers.webhook_fanout.lambda_handler", "WebhookFanoutFunctionRole"),
+        ("WebhookDeliveryFunction", "workers.webhook_delivery.lambda_handler", "WebhookDeliveryFunctionRole"),
     ):
         props = stack.properties(function)
         assert props["Code"] == {"S3Bucket": bucket, "S3Key": key}, "one package, the API's"
@@ -562,7 +580,7 @@ def test_the_stack_created_the_bus_the_consumer_is_told_of(created: MotoStack) -
 
 def test_the_pipeline_rule_exists_only_with_a_pipeline_and_starts_it_through_its_role(created: MotoStack) -> None:
     bus = f"location-detection-{environment(created)}"
-    rules = client("events").list_rules(EventBusName=bus)["Rules"]
+    rules = [r for r in client("events").list_rules(EventBusName=bus)["Rules"] if r["Name"] != f"{bus}-webhooks"]
     if created.name not in rehearsal.WITH_PIPELINE:
         assert rules == []
         return
@@ -602,3 +620,30 @@ def test_the_sweep_runs_hourly_with_its_own_role_and_the_stacks_names(created: M
         {"Service": "events.amazonaws.com"},
         rule["Arn"],
     )
+
+
+# ------------------------------------------------------------------------------------------- webhooks
+def test_the_stack_created_the_webhook_queues_rule_and_mappings(created: MotoStack) -> None:
+    """What moto's CloudFormation made of the webhooks: the redrive policies (the deliveries queue's count
+    is the retry schedule's attempts), the rule's target and dead-letter queue, both mappings."""
+    env = environment(created)
+    sqs = client("sqs")
+    arn = {
+        q: sqs.get_queue_attributes(QueueUrl=physical_id(created, q), AttributeNames=["All"])["Attributes"]
+        for q in ("WebhookEventsQueue", "WebhookDeliveriesQueue", "WebhookDeadLetterQueue")
+    }
+    dead_letters = arn["WebhookDeadLetterQueue"]["QueueArn"]
+    assert dead_letters.endswith(f":location-detection-{env}-webhook-dead-letters")
+    for queue, count in (("WebhookEventsQueue", 10), ("WebhookDeliveriesQueue", 8)):
+        redrive = json.loads(arn[queue]["RedrivePolicy"])
+        assert (redrive["deadLetterTargetArn"], int(redrive["maxReceiveCount"])) == (dead_letters, count)
+    bus = f"location-detection-{env}"
+    (target,) = client("events").list_targets_by_rule(Rule=f"{bus}-webhooks", EventBusName=bus)["Targets"]
+    assert target["Arn"] == arn["WebhookEventsQueue"]["QueueArn"]
+    assert target["DeadLetterConfig"]["Arn"] == dead_letters
+    for function, queue in (("webhook-fanout", "WebhookEventsQueue"), ("webhook-delivery", "WebhookDeliveriesQueue")):
+        (mapping,) = client("lambda").list_event_source_mappings(FunctionName=f"{bus}-{function}")[
+            "EventSourceMappings"
+        ]
+        assert mapping["EventSourceArn"] == arn[queue]["QueueArn"]
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -521,7 +521,8 @@ def test_function_roles_destroy_versions_only_of_job_objects_and_never_bucket_se
 
 
 def test_function_role_decrypts_the_secret_key_only_through_secrets_manager(env_stack: Stack) -> None:
-    (statement,) = [
+    """And encrypts (never decrypts) webhook secrets with their own key, under their encryption context."""
+    statement, webhooks = [
         statement
         for statement in env_stack.resolve(role_statements(env_stack))
         if any(action.startswith("kms:") for action in as_list(statement["Action"]))
@@ -530,6 +531,11 @@ def test_function_role_decrypts_the_secret_key_only_through_secrets_manager(env_
     assert as_list(statement["Action"]) == ["kms:Decrypt"]
     assert as_list(statement["Resource"]) == [arn_of(env_stack, "ApiKeysSecretKey")]
     assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+    assert as_list(webhooks["Action"]) == ["kms:Encrypt"]
+    assert as_list(webhooks["Resource"]) == [arn_of(env_stack, "WebhookSecretsKey")]
+    assert webhooks["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:purpose": "location-detection-webhook-secret"}
+    }
 
 
 def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and_log_group(
@@ -558,6 +564,7 @@ def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and
         f"{parameters}/*",
         secret,
         secret_key,
+        arn_of(env_stack, "WebhookSecretsKey"),
         log_group,
     }
 
@@ -639,7 +646,15 @@ def test_stateful_resources_state_their_deletion_and_replacement_policies(stack:
 #: Retained by every stack deletion and replacement, but deleted when the stack's first create rolls back
 #: (RetainExceptOnCreate): a plain Retain would leave them behind, and the next deploy would fail on
 #: "already exists". UpdateReplacePolicy does not accept RetainExceptOnCreate, so it stays Retain.
-RETAINED_EXCEPT_ON_CREATE = ("JobsTable", "BlueprintsBucket", "CacheBucket", "ApiKeysSecret", "ApiKeysSecretKey")
+#: WebhookSecretsKey: the webhook secrets in the retained jobs table are encrypted with it.
+RETAINED_EXCEPT_ON_CREATE = (
+    "JobsTable",
+    "BlueprintsBucket",
+    "CacheBucket",
+    "ApiKeysSecret",
+    "ApiKeysSecretKey",
+    "WebhookSecretsKey",
+)
 
 
 @pytest.mark.parametrize("logical_id", RETAINED_EXCEPT_ON_CREATE)

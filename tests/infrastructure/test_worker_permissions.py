@@ -9,6 +9,11 @@ does the same for the API's function, and has the machinery: ``aws_calls``, ``ia
 - The pipeline's task handler (``PipelineTaskFunctionRole``): what Step Functions' tasks make it do.
 - The pipeline rule's role (``PipelineStartRole``, with ``PipelineStateMachineArn``): start that state
   machine, nothing else.
+- The webhook fan-out (``WebhookFanoutFunctionRole``) and delivery worker (``WebhookDeliveryFunctionRole``):
+  their SQS mappings' calls (the local queue pollers make them here), the webhooks and delivery-ledger
+  items of the jobs table (``dynamodb:LeadingKeys``), the deliveries queue, and KMS under the webhook
+  secrets' encryption context; and the calls they must never be able to make (a job's item, a decrypt
+  without the context, another queue), evaluated by the same engine.
 - The hourly sweep (``SweepFunctionRole``): finish an erasure cut short after its mark, end a blueprint's
   retention (docs/erasure.md).
 """
@@ -16,6 +21,7 @@ does the same for the API's function, and has the machinery: ``aws_calls``, ``ia
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import boto3
@@ -31,6 +37,7 @@ from tests.infrastructure import rehearsal
 from tests.infrastructure.aws_calls import Call, lambda_runtime_requests, recording
 from tests.infrastructure.iam_simulator import Policies, Request, Simulator, refused
 from tests.infrastructure.test_function_permissions import boundary_policy, evaluate, requests_of, role_policies
+from tests.receivers import Receiver, receiving
 from utils import aws as aws_clients
 from utils import clock as clocks
 from workers import pipeline_task, stream_consumer, sweep
@@ -45,6 +52,12 @@ GRANTED_FOR_PATHS_NOT_RUN = {
     "PipelineTaskFunctionRole": {
         "s3:DeleteObject": "a completion that loses to a cancel deletes its result (services/job_service.py)",
         "s3:DeleteObjectVersion": "the same, by the version it wrote (when S3 answered the put with one)",
+    },
+    "WebhookFanoutFunctionRole": {
+        "sqs:GetQueueAttributes": "Lambda's SQS mapping reads the queue's attributes (the local poller, once at start)",
+    },
+    "WebhookDeliveryFunctionRole": {
+        "sqs:GetQueueAttributes": "Lambda's SQS mapping reads the queue's attributes (the local poller, once at start)",
     },
     "SweepFunctionRole": {},
 }
@@ -120,6 +133,25 @@ def pipeline_fails_and_is_refused() -> Callable[[], None]:
     return act
 
 
+def _webhook_queued(receiver: Receiver, stage: str) -> Callable[[], None]:
+    """A webhook registered (the API's calls), a job created and its event on the bus and the webhook events
+    queue; with ``stage`` "delivery", fanned out too. The act: the next stage's poller, once."""
+    from tests.webhooks import Pipeline, register
+
+    pipeline = Pipeline(Stack(rehearsal.source_template(), {"Environment": "dev"}))
+    assert register(receiver.url, events=["job.created"]).status == 201
+    new_job(f"permissions: webhook {stage} {receiver.statuses}".encode())
+    pipeline.stream.poll_once()
+    if stage == "delivery":
+        assert pipeline.fanout.poll_once(0) == 1
+    poller = pipeline.delivery if stage == "delivery" else pipeline.fanout
+
+    def act() -> None:
+        assert poller.poll_once(0) >= 1, f"nothing reached the {stage} stage"  # (earlier scenarios' webhooks too)
+
+    return act
+
+
 def sweep_finishes_an_erasure_and_ends_a_retention() -> Callable[[], None]:
     """A completed job with feedback whose erasure was cut short after its mark, and a job whose retention
     ended: the sweep (run later, recorded) finishes the one and deletes the other's blueprint."""
@@ -150,11 +182,39 @@ def sweep_finishes_an_erasure_and_ends_a_retention() -> Callable[[], None]:
     return act
 
 
+def _with_receiver(statuses: list[int], stage: str) -> Callable[[], Callable[[], None]]:
+    def scenario() -> Callable[[], None]:
+        stack = ExitStack()
+        receiver = stack.enter_context(receiving(Receiver(statuses=list(statuses))))
+        act = _webhook_queued(receiver, stage)
+
+        def run() -> None:
+            with stack:
+                act()
+            if stage == "delivery":
+                assert len(receiver.received) == 1
+
+        return run
+
+    return scenario
+
+
 SCENARIOS: dict[str, tuple[str, str, Callable[[], Callable[[], None]]]] = {
     "the consumer publishes": ("JobEventsFunctionRole", "JobEventsFunction", consumer_publishes),
     "the consumer gives up on a batch": ("JobEventsFunctionRole", "JobEventsFunction", consumer_gives_up_on_a_batch),
     "the pipeline completes a job": ("PipelineTaskFunctionRole", "PipelineTaskFunction", pipeline_completes),
     "the pipeline fails a job": ("PipelineTaskFunctionRole", "PipelineTaskFunction", pipeline_fails_and_is_refused),
+    "the fan-out queues a delivery": (
+        "WebhookFanoutFunctionRole",
+        "WebhookFanoutFunction",
+        _with_receiver([], "fanout"),
+    ),
+    "a delivery succeeds": ("WebhookDeliveryFunctionRole", "WebhookDeliveryFunction", _with_receiver([], "delivery")),
+    "a delivery fails and is put off": (
+        "WebhookDeliveryFunctionRole",
+        "WebhookDeliveryFunction",
+        _with_receiver([500], "delivery"),
+    ),
     "the sweep finishes an erasure and ends a retention": (
         "SweepFunctionRole",
         "SweepFunction",
@@ -182,10 +242,18 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(retry, "sleeper", lambda _: None)
 
 
+@pytest.fixture
+def loopback_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webhook scenarios deliver to a receiver on loopback: the local allowance, explicitly."""
+    from tests.webhooks import configure
+
+    configure(monkeypatch, WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_RETRY_DELAYS="5")
+
+
 # --------------------------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_call_of_the_scenario_is_allowed_by_the_role_and_its_boundary(
-    scenario: str, aws: Stack, simulator: Simulator, translated_dev: Stack, clock: None
+    scenario: str, aws: Stack, simulator: Simulator, translated_dev: Stack, clock: None, loopback_webhooks: None
 ) -> None:
     role, function, run = SCENARIOS[scenario]
     made = requests_of(recorded(run), translated_dev, scenario)
@@ -198,7 +266,7 @@ def test_every_call_of_the_scenario_is_allowed_by_the_role_and_its_boundary(
 
 @pytest.mark.parametrize("role", sorted(GRANTED_FOR_PATHS_NOT_RUN))
 def test_the_role_grants_nothing_its_function_does_not_use(
-    role: str, aws: Stack, translated_dev: Stack, clock: None
+    role: str, aws: Stack, translated_dev: Stack, clock: None, loopback_webhooks: None
 ) -> None:
     used: set[str] = set()
     for name, (scenario_role, function, run) in SCENARIOS.items():
@@ -215,7 +283,16 @@ def test_the_role_grants_nothing_its_function_does_not_use(
     assert set(GRANTED_FOR_PATHS_NOT_RUN[role]) <= granted
 
 
-@pytest.mark.parametrize("role", ["JobEventsFunctionRole", "PipelineTaskFunctionRole", "SweepFunctionRole"])
+@pytest.mark.parametrize(
+    "role",
+    [
+        "JobEventsFunctionRole",
+        "PipelineTaskFunctionRole",
+        "SweepFunctionRole",
+        "WebhookFanoutFunctionRole",
+        "WebhookDeliveryFunctionRole",
+    ],
+)
 def test_nothing_is_granted_on_star_but_x_rays_two_write_actions(role: str, translated_dev: Stack) -> None:
     on_star = {
         action
@@ -241,3 +318,66 @@ def test_the_pipeline_rules_role_starts_that_state_machine_and_nothing_else(simu
     assert refused(simulator.evaluate(principal, ACCOUNT, Policies(identity, boundary), [start])) == []
     decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
     assert [d.request.describe() for d in decided if d.allowed] == []
+
+
+def test_the_webhook_workers_reach_no_job_no_other_queue_and_no_secret_outside_its_context(
+    simulator: Simulator, translated_dev: Stack
+) -> None:
+    """What the roles must refuse, as the engine decides it: the jobs table's items other than webhooks and
+    the ledger's (a job, an idempotency record), KMS without the webhook secrets' context or for the other
+    direction, the other queues; each beside the same call that is allowed, so the refusal is the condition's."""
+    table, key = translated_dev.arn("JobsTable"), translated_dev.arn("WebhookSecretsKey")
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:location-detection-dev-webhook-"
+    context = {
+        "kms:EncryptionContext:purpose": "location-detection-webhook-secret",
+        "kms:EncryptionContextKeys": ["owner", "purpose", "webhook_id"],
+        "kms:CallerAccount": ACCOUNT,
+    }
+    unvalidated = "kms:EncryptionContext:${key} dropped by the engine's validation"
+    cases = {
+        "WebhookFanoutFunctionRole": (
+            [
+                Request("dynamodb:GetItem", table, {"dynamodb:LeadingKeys": ["webhooks#abc"]}),
+                Request("sqs:SendMessage", queue + "deliveries"),
+            ],
+            [
+                Request("dynamodb:GetItem", table, {"dynamodb:LeadingKeys": ["job_20261201T000000_abc"]}),
+                Request("dynamodb:UpdateItem", table, {"dynamodb:LeadingKeys": ["webhooks#abc"]}),
+                Request("dynamodb:GetItem", table, {"dynamodb:LeadingKeys": ["delivery#abc"]}),
+                Request("sqs:SendMessage", queue + "events"),
+                Request("sqs:SendMessage", queue + "dead-letters"),
+                Request("kms:Decrypt", key, context, unvalidated=unvalidated),
+            ],
+        ),
+        "WebhookDeliveryFunctionRole": (
+            [
+                Request("dynamodb:GetItem", table, {"dynamodb:LeadingKeys": ["webhooks#abc"]}),
+                Request("dynamodb:UpdateItem", table, {"dynamodb:LeadingKeys": ["delivery#abc"]}),
+                Request("kms:Decrypt", key, context, unvalidated=unvalidated),
+            ],
+            [
+                Request("dynamodb:GetItem", table, {"dynamodb:LeadingKeys": ["job_20261201T000000_abc"]}),
+                Request("dynamodb:UpdateItem", table, {"dynamodb:LeadingKeys": ["job_20261201T000000_abc"]}),
+                Request("dynamodb:UpdateItem", table, {"dynamodb:LeadingKeys": ["idem#abc"]}),
+                Request("dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": ["webhooks#abc"]}),
+                Request(
+                    "kms:Decrypt",
+                    key,
+                    {**context, "kms:EncryptionContext:purpose": "api-keys"},
+                    unvalidated=unvalidated,
+                ),
+                Request("kms:Decrypt", key, {"kms:CallerAccount": ACCOUNT}),
+                Request("kms:Encrypt", key, context, unvalidated=unvalidated),
+                Request("sqs:SendMessage", queue + "deliveries"),
+                Request("sqs:ReceiveMessage", queue + "events"),
+            ],
+        ),
+    }
+    key_policy = translated_dev.properties("WebhookSecretsKey")["KeyPolicy"]
+    for role, (allowed, forbidden) in cases.items():
+        principal, identity = translated_dev.arn(role), role_policies(translated_dev, role)
+        for requests, expect in ((allowed, True), (forbidden, False)):
+            for request in requests:
+                policies = Policies(identity, (), key_policy if request.resource == key else None)
+                (decision,) = simulator.evaluate(principal, ACCOUNT, policies, [request])
+                assert decision.allowed is expect, f"{role}: {request.describe()}"

@@ -23,11 +23,13 @@ from models.errors import (
     IllegalTransition,
     InvalidFileFormat,
     InvalidJobId,
+    InvalidWebhookUrl,
     JobAlreadyCompleted,
     JobNotCompleted,
     JobNotFound,
     PipelineError,
     UploadNotFound,
+    WebhookNotFound,
 )
 from utils import errors
 from utils.errors import (
@@ -56,9 +58,11 @@ CONTRACT_ERRORS: list[tuple[type[ContractError], str, int]] = [
     (InvalidFileFormat, "INVALID_FILE_FORMAT", 400),
     (InvalidJobId, "INVALID_JOB_ID", 400),
     (InvalidCursor, "INVALID_CURSOR", 400),
+    (InvalidWebhookUrl, "INVALID_WEBHOOK_URL", 400),
     (Unauthorized, "UNAUTHORIZED", 401),
     (JobNotFound, "JOB_NOT_FOUND", 404),
     (UploadNotFound, "UPLOAD_NOT_FOUND", 404),
+    (WebhookNotFound, "WEBHOOK_NOT_FOUND", 404),
     (RouteNotFound, "NOT_FOUND", 404),
     (MethodNotAllowed, "METHOD_NOT_ALLOWED", 405),
     (JobAlreadyCompleted, "JOB_ALREADY_COMPLETED", 409),

@@ -221,3 +221,30 @@ def test_rate_limit_headers_and_429_exactly_where_the_router_limits(document: di
     assert "pinned" in document["info"]["description"]
     for name in limits:
         assert "draft-ietf-httpapi-ratelimit-headers-10" in document["components"]["headers"][name]["description"]
+
+
+@pytest.mark.parametrize("kind", ["job.completed", "job.erased"])
+def test_the_webhook_delivery_body_is_the_documented_one(document: dict[str, Any], kind: str) -> None:
+    """The body the fan-out renders for an event (services.webhook_fanout) validates against the OpenAPI
+    document's ``webhooks.jobEvent`` request body, a whole job or, for ``job.erased``, its id and time."""
+    from jsonschema import Draft202012Validator
+
+    from models.events import JobEvent
+    from services.webhook_fanout import WebhookFanout
+    from tests.unit.test_job_model import make_job
+
+    job = make_job(status=JobStatus.COMPLETED)
+    public = {"job_id": job.job_id, "erased_at": "2026-11-22T00:00:00Z"} if kind == "job.erased" else job.to_public()
+    event = JobEvent(f"{job.job_id}:2", kind, public, "cli_alice", "processing", 1795475700.0)
+
+    class Hooks:
+        def list(self, owner_id: str) -> list[Any]:
+            from models.webhooks import Webhook
+
+            return [Webhook("wh_20261121T231500_4b1d2c3e5f607182", owner_id, "https://x", (kind,), None, "", b"")]
+
+    (delivery,) = WebhookFanout(Hooks(), None).deliveries_of(event)  # type: ignore[arg-type]
+    operation = document["webhooks"]["jobEvent"]["post"]
+    schema_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    Draft202012Validator({**document, "$ref": schema_ref}).validate(json.loads(delivery.body))
+    assert {p["name"] for p in operation["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}

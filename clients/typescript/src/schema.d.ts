@@ -161,8 +161,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List your webhooks
+         * @description The caller's webhooks (at most 10), oldest first, without their secrets. Another client's are never listed.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register a webhook
+         * @description Registers an endpoint for job events. Each delivery is a `POST` of `{"type", "timestamp", "data": {"job"}}` with the Standard Webhooks headers: `webhook-id` (the event's id, `{job_id}:{version}`, the same on every retry), `webhook-timestamp` (epoch seconds, fresh on every attempt) and `webhook-signature` (`v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` keyed with the secret's decoded bytes). Any 2xx within 10 s is delivered; redirects are not followed; failures are retried with exponential backoff and jitter for about 28 hours (8 attempts), then kept in a dead-letter queue an operator can replay. A job's events carry `job.updated_at` and the version in the id: drop a stale one. At most 10 webhooks per client (the 11th is 400 `INVALID_REQUEST`). The `secret` is shown only in this answer.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description One of the caller's webhook ids; anything else (another client's, a deleted one, not an id) is 404 `WEBHOOK_NOT_FOUND`. */
+                webhook_id: components["parameters"]["WebhookIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook
+         * @description Deletes one of the caller's webhooks and answers it as it was; its pending deliveries and retries stop. Another client's webhook, or one already deleted, is 404 `WEBHOOK_NOT_FOUND`.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    jobEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A job event, delivered to a registered webhook (Standard Webhooks)
+         * @description Sent by the API to each of the owner's webhooks that wants the event's type, one `POST` per event and webhook. Any 2xx within 10 s is delivered (redirects are not followed); anything else is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (with ±10 % jitter), then kept in a dead-letter queue for an operator's replay. Drop duplicates by `webhook-id`; drop a stale event by the version in `webhook-id` or `data.job.updated_at`.
+         */
+        post: operations["jobEventDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /**
@@ -204,10 +272,10 @@ export interface components {
          */
         JobStatus: "pending" | "processing" | "completed" | "failed" | "cancelled";
         /**
-         * @description Every error code of the contract. `INVALID_REQUEST`, `INVALID_FILE_FORMAT`, `INVALID_JOB_ID`, `INVALID_CURSOR`: 400. `UNAUTHORIZED`: 401. `JOB_NOT_FOUND`, `UPLOAD_NOT_FOUND`, `NOT_FOUND`: 404. `METHOD_NOT_ALLOWED`: 405. `JOB_ALREADY_COMPLETED`, `JOB_NOT_COMPLETED`, `CONFLICT`, `IDEMPOTENCY_IN_PROGRESS`: 409. `FILE_TOO_LARGE`, `PAYLOAD_TOO_LARGE`: 413. `HEADERS_TOO_LARGE`: 431 (request line and headers over 10 KB: answered by the local API; deployed, API Gateway refuses such a request itself). `UNSUPPORTED_MEDIA_TYPE`: 415. `IDEMPOTENCY_KEY_REUSED`: 422. `RATE_LIMITED`: 429. `INTERNAL_ERROR`: 500. `SERVICE_UNAVAILABLE`: 503.
+         * @description Every error code of the contract. `INVALID_REQUEST`, `INVALID_FILE_FORMAT`, `INVALID_JOB_ID`, `INVALID_CURSOR`, `INVALID_WEBHOOK_URL`: 400. `UNAUTHORIZED`: 401. `JOB_NOT_FOUND`, `UPLOAD_NOT_FOUND`, `WEBHOOK_NOT_FOUND`, `NOT_FOUND`: 404. `METHOD_NOT_ALLOWED`: 405. `JOB_ALREADY_COMPLETED`, `JOB_NOT_COMPLETED`, `CONFLICT`, `IDEMPOTENCY_IN_PROGRESS`: 409. `FILE_TOO_LARGE`, `PAYLOAD_TOO_LARGE`: 413. `HEADERS_TOO_LARGE`: 431 (request line and headers over 10 KB: answered by the local API; deployed, API Gateway refuses such a request itself). `UNSUPPORTED_MEDIA_TYPE`: 415. `IDEMPOTENCY_KEY_REUSED`: 422. `RATE_LIMITED`: 429. `INTERNAL_ERROR`: 500. `SERVICE_UNAVAILABLE`: 503.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_FILE_FORMAT" | "INVALID_JOB_ID" | "INVALID_CURSOR" | "UNAUTHORIZED" | "JOB_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "JOB_ALREADY_COMPLETED" | "JOB_NOT_COMPLETED" | "CONFLICT" | "IDEMPOTENCY_IN_PROGRESS" | "FILE_TOO_LARGE" | "PAYLOAD_TOO_LARGE" | "HEADERS_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_FILE_FORMAT" | "INVALID_JOB_ID" | "INVALID_CURSOR" | "INVALID_WEBHOOK_URL" | "UNAUTHORIZED" | "JOB_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "WEBHOOK_NOT_FOUND" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "JOB_ALREADY_COMPLETED" | "JOB_NOT_COMPLETED" | "CONFLICT" | "IDEMPOTENCY_IN_PROGRESS" | "FILE_TOO_LARGE" | "PAYLOAD_TOO_LARGE" | "HEADERS_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "RATE_LIMITED" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
         Meta: {
             request_id: components["schemas"]["RequestId"];
             /** @constant */
@@ -433,6 +501,110 @@ export interface components {
         ErasedJobEnvelope: components["schemas"]["SuccessEnvelope"] & {
             data?: components["schemas"]["ErasedJob"];
         };
+        /**
+         * @description `wh_{YYYYMMDDTHHMMSS}_{16 lowercase hex}`: UTC creation time and 64 random bits.
+         * @example wh_20261121T231500_4b1d2c3e5f607182
+         */
+        WebhookId: string;
+        /**
+         * @description A job event type: one per state change of a job (contract, Events and webhooks).
+         * @enum {string}
+         */
+        WebhookEventType: "job.created" | "job.processing" | "job.progress" | "job.completed" | "job.failed" | "job.cancelled" | "job.erased";
+        Webhook: {
+            webhook_id: components["schemas"]["WebhookId"];
+            /**
+             * Format: uri
+             * @description Where deliveries are POSTed.
+             */
+            url: string;
+            /** @description The event types delivered, in the order a job can go through them. */
+            events: components["schemas"]["WebhookEventType"][];
+            description: string | null;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        /** @description A webhook as the create answers it: the listed fields and the secret. */
+        CreatedWebhook: {
+            webhook_id: components["schemas"]["WebhookId"];
+            /**
+             * Format: uri
+             * @description Where deliveries are POSTed.
+             */
+            url: string;
+            /** @description The event types delivered, in the order a job can go through them. */
+            events: components["schemas"]["WebhookEventType"][];
+            description: string | null;
+            created_at: components["schemas"]["Timestamp"];
+            /** @description The signing secret (`whsec_` + base64 of 32 random bytes), shown only in this answer: keep it. Verify deliveries with it (Standard Webhooks libraries: `new Webhook(secret).verify(body, headers)`). */
+            secret: string;
+        };
+        WebhookRequest: {
+            /** @description `https://` only (`http://` to loopback only where the API allows it: the local API). A host that does not resolve, or resolves to a private, loopback, link-local, metadata, multicast or reserved address (IPv4 or IPv6), is 400 `INVALID_WEBHOOK_URL`; no user name or password, no fragment. */
+            url: string;
+            /** @description The event types to deliver (repeats ignored); left out or null: all seven. */
+            events?: components["schemas"]["WebhookEventType"][] | null;
+            description?: string | null;
+        };
+        WebhookList: {
+            /** @description The caller's webhooks, oldest first, without secrets. */
+            webhooks: components["schemas"]["Webhook"][];
+        };
+        WebhookEnvelope: components["schemas"]["SuccessEnvelope"] & {
+            data?: components["schemas"]["Webhook"];
+        };
+        CreatedWebhookEnvelope: components["schemas"]["SuccessEnvelope"] & {
+            data?: components["schemas"]["CreatedWebhook"];
+        };
+        WebhookListEnvelope: components["schemas"]["SuccessEnvelope"] & {
+            data?: components["schemas"]["WebhookList"];
+        };
+        /** @description The body of a webhook delivery, exactly as signed (compact JSON). Verify the raw bytes before parsing them. */
+        WebhookDelivery: {
+            type: components["schemas"]["WebhookEventType"];
+            /**
+             * Format: date-time
+             * @description When the state change happened (UTC).
+             */
+            timestamp: string;
+            data: {
+                /** @description The job after the change (`EventJob`); once its erasure was asked for, ids, status and times only (`RedactedJob`); for `job.erased` its id and the time (`ErasedEventJob`). */
+                job: components["schemas"]["EventJob"] | components["schemas"]["RedactedJob"] | components["schemas"]["ErasedEventJob"];
+            };
+        };
+        /** @description A job as a job event carries it: the fields of `GET`'s job without `result_url` (a presigned URL would expire before a retry; fetch the job for one). */
+        EventJob: {
+            job_id: components["schemas"]["JobFields"]["job_id"];
+            status: components["schemas"]["JobFields"]["status"];
+            created_at: components["schemas"]["JobFields"]["created_at"];
+            updated_at: components["schemas"]["JobFields"]["updated_at"];
+            blueprint_s3_key: components["schemas"]["JobFields"]["blueprint_s3_key"];
+            blueprint_format: components["schemas"]["JobFields"]["blueprint_format"];
+            blueprint_hash: components["schemas"]["JobFields"]["blueprint_hash"];
+            blueprint_size: components["schemas"]["JobFields"]["blueprint_size"];
+            blueprint_filename: components["schemas"]["JobFields"]["blueprint_filename"];
+            result_s3_key: components["schemas"]["JobFields"]["result_s3_key"];
+            error: components["schemas"]["JobFields"]["error"];
+            started_at: components["schemas"]["JobFields"]["started_at"];
+            finished_at: components["schemas"]["JobFields"]["finished_at"];
+            progress: components["schemas"]["JobFields"]["progress"];
+            stage: components["schemas"]["JobFields"]["stage"];
+            request_id: components["schemas"]["JobFields"]["request_id"];
+            correlation_id: components["schemas"]["JobFields"]["correlation_id"];
+            api_version: components["schemas"]["JobFields"]["api_version"];
+            feedback_count: components["schemas"]["JobFields"]["feedback_count"];
+        };
+        /** @description A job whose erasure was asked for, as its events carry it from then on (the cancel its erasure makes): ids, status and times only, never a file name. */
+        RedactedJob: {
+            job_id: components["schemas"]["JobFields"]["job_id"];
+            status: components["schemas"]["JobFields"]["status"];
+            updated_at: components["schemas"]["JobFields"]["updated_at"];
+            finished_at: components["schemas"]["JobFields"]["finished_at"];
+        };
+        /** @description What `job.erased` carries of the job: its id and when it was erased, never a file name. */
+        ErasedEventJob: {
+            job_id: components["schemas"]["JobId"];
+            erased_at: components["schemas"]["Timestamp"];
+        };
     };
     responses: {
         /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`; a file whose signature matches but whose structure does not — a PNG without a valid IHDR, a JPEG without a frame header before its scan, a PDF without a version header at its start or `%%EOF` at its end — is `detected_format: "unknown"` with `details.reason`), `INVALID_JOB_ID` (not the id format, or a timestamp that is no real UTC time) or `INVALID_CURSOR`. Input echoed in `details` is cut to 100 characters. */
@@ -644,6 +816,8 @@ export interface components {
          * @example 2026-11-22T00:00:00Z
          */
         CreatedBefore: string;
+        /** @description One of the caller's webhook ids; anything else (another client's, a deleted one, not an id) is 404 `WEBHOOK_NOT_FOUND`. */
+        WebhookIdPath: string;
     };
     requestBodies: never;
     headers: {
@@ -1334,6 +1508,183 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             431: components["responses"]["HeadersTooLarge"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
+                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's webhooks. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookListEnvelope"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
+                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://example.com/hooks/location-detection",
+                 *       "events": [
+                 *         "job.completed",
+                 *         "job.failed"
+                 *       ],
+                 *       "description": "production"
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description The new webhook, with its secret (this once). */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description `/api/v1/webhooks/{webhook_id}`. */
+                    Location: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhookEnvelope"];
+                };
+            };
+            /** @description `INVALID_REQUEST` (malformed JSON, wrong types, unknown fields, an unknown event type, more than 10 webhooks: `details.field` or `details.max_webhooks`) or `INVALID_WEBHOOK_URL` (not https, or a host that resolves to an address the API never sends to: `details.reason`). */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "INVALID_REQUEST" | "INVALID_WEBHOOK_URL";
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
+                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
+            };
+            path: {
+                /** @description One of the caller's webhook ids; anything else (another client's, a deleted one, not an id) is 404 `WEBHOOK_NOT_FOUND`. */
+                webhook_id: components["parameters"]["WebhookIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted webhook. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEnvelope"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `WEBHOOK_NOT_FOUND`: no such webhook for this client. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"] & {
+                        error?: {
+                            /** @enum {unknown} */
+                            code?: "WEBHOOK_NOT_FOUND";
+                        };
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    jobEventDelivery: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, `{job_id}:{version}`: the same on every attempt.
+                 * @example job_20261121T231500_4b1d2c3e5f607182:3
+                 */
+                "webhook-id": string;
+                /**
+                 * @description Epoch seconds of this attempt (fresh on every attempt; the reference libraries refuse one older than five minutes).
+                 * @example 1795475700
+                 */
+                "webhook-timestamp": string;
+                /**
+                 * @description `v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, keyed with the base64-decoded part of the secret after `whsec_`.
+                 * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+                 */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookDelivery"];
+            };
+        };
+        responses: {
+            /** @description Delivered: any 2xx, within 10 s. The body is read up to 64 KB and ignored. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }
