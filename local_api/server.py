@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local_api import explorer, moto_atomic
+from local_api import console, explorer, moto_atomic, secret_changes
 from local_api.cfn_template import Stack, load_template
-from local_api.provision import provision, provision_api_keys
+from local_api.local_state import LocalState
+from local_api.provision import merge_api_keys, provision, provision_api_keys
 
 #: API Gateway's limits (the contract's Transport section).
 MAX_HEADER_BYTES = 10 * 1024
@@ -204,15 +205,20 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     invoke: Callable[[dict[str, Any]], Any]
     quiet = False
+    #: One human line per request (``local_api.console``) instead of http.server's access line.
+    human = False
     aws_endpoint_url = ""  # for the explorer page's Content-Security-Policy
 
     def handle_one_request(self) -> None:
+        self._started: float | None = None
+        self._lambda_answered = False
         try:
             super().handle_one_request()
         except (ConnectionResetError, BrokenPipeError):
             self.close_connection = True
 
     def _dispatch(self) -> None:
+        self._started = time.perf_counter()
         header_bytes = len(self.requestline) + sum(len(k) + len(v) + 4 for k, v in self.headers.items())
         if header_bytes > MAX_HEADER_BYTES:
             self._discard_body()
@@ -231,7 +237,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*transport_error(_TOO_LARGE))
             return
         try:
-            result = type(self).invoke(event)
+            token = console.request_path.set(urlsplit(self.path).path)
+            try:
+                result = type(self).invoke(event)
+            finally:
+                console.request_path.reset(token)
+            self._lambda_answered = True  # its own summary line says how it went
         except Exception:  # what API Gateway does when the function itself crashes
             self.log_error("lambda_handler raised; answering as API Gateway would")
             self._send(*gateway_error(500, "Internal Server Error"))
@@ -310,6 +321,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if not self.human:
+            super().log_request(code, size)
+        elif not self.quiet and not self._lambda_answered:  # the explorer page, a 413: no Lambda line
+            path = urlsplit(getattr(self, "path", "") or "").path or "-"
+            started = self._started or time.perf_counter()
+            console.log_local_request(getattr(self, "command", None) or "-", path, int(code), started)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not self.quiet:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
@@ -339,6 +358,7 @@ def start_emulated_aws() -> tuple[Any, str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per emulated AWS call is noise
     moto_atomic.install()
     moto_atomic.forget_used_stream_iterators()
+    secret_changes.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -351,11 +371,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def dev_api_keys() -> dict[str, tuple[str, str]]:
-    """``DEV_API_KEYS=key1,key2``: those keys, each its own client; unset: one freshly generated key."""
+def dev_api_keys(saved: list[str] | None = None) -> dict[str, tuple[str, str]]:
+    """``DEV_API_KEYS=key1,key2``: those keys, each its own client; unset: the ``saved`` ones (the previous
+    run's, from its kept state), else one freshly generated key."""
     from services.auth import new_api_key
 
-    keys = [k.strip() for k in os.environ.get("DEV_API_KEYS", "").split(",") if k.strip()] or [new_api_key()]
+    chosen = [k.strip() for k in os.environ.get("DEV_API_KEYS", "").split(",") if k.strip()]
+    keys = chosen or list(saved or []) or [new_api_key()]
     return {key: (f"dev-client-{n}", f"local key {n}") for n, key in enumerate(keys, start=1)}
 
 
@@ -363,8 +385,9 @@ def dev_api_keys() -> dict[str, tuple[str, str]]:
 _RATE_LIMIT_PARAMETERS = {"RATE_LIMIT_PER_MINUTE": "RateLimitPerMinute", "RATE_LIMIT_BURST": "RateLimitBurst"}
 
 
-def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
-    """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env."""
+def prepare_environment(environment: str = "dev", state: LocalState | None = None) -> tuple[Stack, Any]:
+    """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env.
+    ``state``: what a previous run kept, restored into the emulator (``local_api.local_state``)."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -380,9 +403,16 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
         if os.environ.get(variable):
             parameters[parameter] = os.environ[variable].strip()
     stack = Stack(load_template(), parameters, region=os.environ["AWS_DEFAULT_REGION"])
-    provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-    keys = dev_api_keys()
-    provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    provision(stack, endpoint_url=endpoint)
+    if state is None:
+        keys = dev_api_keys()
+        provision_api_keys(stack, keys, endpoint_url=endpoint)
+    else:
+        restored = state.restore(stack, endpoint, lambda: provision(stack, endpoint_url=endpoint))
+        keys = dev_api_keys(restored.dev_api_keys)
+        merge_api_keys(stack, keys, replaced=restored.dev_api_keys, endpoint_url=endpoint)
+        state.dev_api_keys = list(keys)
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
     for function in stack.of_type("AWS::Serverless::Function"):  # the API's and the workers' (no clashes)
         for key, value in stack.function_environment(function).items():
@@ -390,7 +420,7 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     return stack, moto_server
 
 
-def make_server(port: int, stack: Stack, quiet: bool = False) -> ThreadingHTTPServer:
+def make_server(port: int, stack: Stack, quiet: bool = False, human: bool = False) -> ThreadingHTTPServer:
     from api.rest_api import lambda_handler
 
     timeout = stack.function_timeout("ApiFunction")
@@ -402,6 +432,7 @@ def make_server(port: int, stack: Stack, quiet: bool = False) -> ThreadingHTTPSe
     attributes = {
         "invoke": staticmethod(invoke),
         "quiet": quiet,
+        "human": human,
         "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL", ""),
     }
     handler = type("LocalApiHandler", (_Handler,), attributes)
