@@ -51,10 +51,20 @@ $(STAMP): requirements.txt src/requirements.txt requirements-run.txt requirement
 	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e ./clients/python 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
+# Fast on purpose (the README's start-up figure): with a pip that can install into another interpreter
+# (--python, pip >= 22.3) the venv gets no pip of its own (ensurepip alone takes seconds), and nothing is
+# byte-compiled at install (Python compiles what it imports, once, on the first start).
 $(RUN_STAMP): requirements-run.txt src/requirements.txt constraints-dev.txt
-	@test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv $(RUN_VENV)
 	@echo "Installing what the local API needs into $(RUN_VENV) (first run only)..."
-	@$(RUN_VENV)/bin/pip install --quiet -r requirements-run.txt -c constraints-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+	  test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(RUN_VENV); \
+	  pip=($(PYTHON) -m pip --python $(RUN_VENV)/bin/python); \
+	else \
+	  test -x $(RUN_VENV)/bin/pip || $(PYTHON) -m venv $(RUN_VENV); \
+	  pip=($(RUN_VENV)/bin/pip); \
+	fi; \
+	"$${pip[@]}" install --quiet --disable-pip-version-check --no-compile -r requirements-run.txt -c constraints-dev.txt 2>&1 \
+	  | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 $(CI_STAMP): requirements-ci-tools.txt constraints-ci-tools.txt
