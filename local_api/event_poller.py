@@ -17,6 +17,7 @@ saved position resumes right after it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -118,7 +119,9 @@ class StreamPoller:
         return handed
 
     def _passes(self, record: Mapping[str, Any]) -> bool:
-        shaped = lambda_record(record, self.stream.stream_arn)
+        # Lambda filters the record as JSON (binary attributes base64): an item with a B value must not stop
+        # the poller (moto's matcher cannot serialise bytes).
+        shaped = json.loads(json.dumps(lambda_record(record, self.stream.stream_arn), default=_as_json))
         return not self._filters or any(pattern.matches_event(shaped) for pattern in self._filters)  # type: ignore[arg-type]
 
     def _deliver(self, shard: str, records: list[dict[str, Any]], following: str | None) -> None:
@@ -207,6 +210,16 @@ class StreamPoller:
                 busy = False
             if not busy:
                 self._stop.wait(self.interval)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _iso(value: Any) -> str | None:

@@ -151,7 +151,7 @@ class LocalState:
         assert self._stack is not None  # noqa: S101 - restore() came first
         session = boto3.session.Session(region_name=self._stack.region)
         return {
-            name: session.client(name, endpoint_url=self._endpoint)
+            name: session.client(name, endpoint_url=self._endpoint or None)  # "": in-process moto (tests)
             for name in ("dynamodb", "s3", "ssm", "secretsmanager")
         }
 

@@ -25,18 +25,18 @@ _WRITES = (
     "rotate_secret",
     "update_secret_version_stage",
 )
-_installed = False
+#: The methods as moto defines them, while ``install`` has replaced them (``uninstall`` puts them back).
+_originals: dict[str, Any] = {}
 
 
 def install() -> None:
     """Idempotently make the emulator's secret writes empty the Lambda's secrets cache."""
-    global _installed
-    if _installed:
+    if _originals:
         return
     from moto.secretsmanager.models import SecretsManagerBackend
 
     for name in _WRITES:
-        original = getattr(SecretsManagerBackend, name)
+        original = _originals[name] = getattr(SecretsManagerBackend, name)
 
         @functools.wraps(original)
         def forgetting(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
@@ -46,7 +46,15 @@ def install() -> None:
                 forget_cached_secrets()
 
         setattr(SecretsManagerBackend, name, forgetting)
-    _installed = True
+
+
+def uninstall() -> None:
+    """moto's own methods again (tests of the deployed five-minute cache share the process)."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    for name, original in _originals.items():
+        setattr(SecretsManagerBackend, name, original)
+    _originals.clear()
 
 
 def forget_cached_secrets() -> None:
