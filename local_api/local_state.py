@@ -102,6 +102,8 @@ class LocalState:
             notes = self._check(document, stack)
         except UnreadableState as exc:
             return self._set_aside(str(exc))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a shape the checks did not foresee
+            return self._set_aside(f"it is not shaped as this version saves it ({type(exc).__name__}: {exc})")
         try:
             counts = self._apply(document, stack)
         except Exception as exc:  # the emulator refused something the checks let through: start clean
