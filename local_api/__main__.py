@@ -17,6 +17,7 @@ from typing import Any
 from local_api import console
 from local_api.event_poller import StreamPoller, start_poller
 from local_api.local_state import LocalState
+from local_api.schedules import Scheduler, start_schedules
 from local_api.server import STATE_FILE, make_server, prepare_environment, write_state
 
 
@@ -58,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     poller: StreamPoller = start_poller(stack)
     if state is not None:
         state.start()
+    # Scheduled functions (the sweep): a first run now, after the restore, then at the template's rate.
+    scheduler = start_schedules(stack, os.environ.get("LOCAL_SCHEDULES"))
+    stopping = (scheduler, poller, state, moto_server)
     if args.aws_only:
         print(f"Emulated AWS with the template's resources at {endpoint} (Ctrl-C stops it)", flush=True)
-        _print_state(state)
+        _print_state(state, scheduler)
         _wait_for_stop()
-        _stop(poller, state, moto_server)
+        _stop(*stopping)
         return 0
 
     server = make_server(args.port, stack, quiet=args.quiet, human=log_format == "human")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  explorer page: http://{host}:{port}/   (local only: paste a key, drop blueprints)", flush=True)
     print(f"  emulated AWS: {endpoint}   (Ctrl-C stops both)", flush=True)
     print(f"  job events: bus {os.environ['EVENT_BUS_NAME']} (subscribe with a rule; docs/pipeline.md)", flush=True)
-    _print_state(state)
+    _print_state(state, scheduler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
         STATE_FILE.unlink(missing_ok=True)
-        _stop(poller, state, moto_server)
+        _stop(*stopping)
         print("Stopped.", flush=True)
     return 0
 
@@ -108,14 +112,18 @@ def open_state(path: Path | None, fresh: bool) -> LocalState | None:
     return state
 
 
-def _print_state(state: LocalState | None) -> None:
+def _print_state(state: LocalState | None, scheduler: Scheduler) -> None:
+    for function in scheduler.functions:
+        name = function.function_name
+        print(f"  schedule: {name} at {function.rate}, first run now (LOCAL_SCHEDULES=off: none)", flush=True)
     if state is not None:
         where = state.folder.path
         print(f"  state: {state.restored.summary}; kept in {where}/ (make reset forgets it)", flush=True)
 
 
-def _stop(poller: StreamPoller, state: LocalState | None, moto_server: Any) -> None:
-    """Publish what the stream still holds, save the state, then stop emulated AWS."""
+def _stop(scheduler: Scheduler, poller: StreamPoller, state: LocalState | None, moto_server: Any) -> None:
+    """Let a scheduled run finish, publish what the stream still holds, save the state, stop emulated AWS."""
+    scheduler.stop()
     poller.stop()
     with contextlib.suppress(Exception):  # best effort: an event left is one the restore will not replay
         for _ in range(20):
