@@ -143,6 +143,7 @@ sam-build: $(STAMP) ## sam build into a temporary folder (proves the package bui
 	$(BIN)/sam build --template template.yaml --build-dir "$$tmp/build" --cache-dir "$$tmp/cache" --region $(REGION) \
 	  | grep -E 'Build Succeeded|Error' ; \
 	test -f "$$tmp/build/ApiFunction/api/rest_api.py"; \
+	test -f "$$tmp/build/SweepFunction/workers/sweep.py"; \
 	! test -e "$$tmp/build/ApiFunction/local_api"
 
 # The release procedure (.ci/release; the deploy workflow runs the same commands). DEPLOY_ENV=dev|prod, with AWS

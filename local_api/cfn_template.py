@@ -286,8 +286,28 @@ class Stack:
         variables = self.resolve(props.get("Environment", {}).get("Variables", {}))
         return {k: str(v) for k, v in variables.items()}
 
+    def process_environment(self) -> dict[str, str]:
+        """Every function's environment as one process's, where one process stands for all of them (``make
+        run``, the tests, the operator CLI): the API's, plus what the workers add. ``PER_FUNCTION`` names
+        describe a function rather than a resource it uses and keep the API's value (its default when it
+        sets none); any other name two functions give different values is a clash, refused."""
+        merged = self.function_environment("ApiFunction")
+        api_names = set(merged)
+        for function in self.of_type("AWS::Serverless::Function"):
+            for key, value in self.function_environment(function).items():
+                if key in PER_FUNCTION and key not in api_names:
+                    continue
+                if merged.setdefault(key, value) != value and key not in PER_FUNCTION:
+                    raise ValueError(f"{function} and another function give {key} different values")
+        return merged
+
     def function_timeout(self, logical_id: str = "ApiFunction") -> int:
         return int(self.resources[logical_id].get("Properties", {}).get("Timeout", 3))
+
+
+#: Settings of one function itself (its metrics' dimensions), not names of what it uses: the sweep's
+#: ``METRICS_SERVICE=sweep`` must not become the API's when one process runs both.
+PER_FUNCTION = frozenset({"METRICS_SERVICE", "METRICS_NAMESPACE"})
 
 
 def _stand_in(seed: str, length: int) -> str:

@@ -147,10 +147,13 @@ def cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A CloudFormation lifecycle rule in the shape of the S3 API."""
+    prefix = rule.get("Prefix", "")
+    tags = [{"Key": tag["Key"], "Value": tag["Value"]} for tag in rule.get("TagFilters", [])]
     converted: dict[str, Any] = {
         "ID": rule["Id"],
         "Status": rule["Status"],
-        "Filter": {"Prefix": rule.get("Prefix", "")},
+        # S3 takes a prefix with tags only under "And" (CloudFormation's Prefix + TagFilters).
+        "Filter": {"And": {"Prefix": prefix, "Tags": tags}} if tags else {"Prefix": prefix},
     }
     if "ExpirationInDays" in rule:
         converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}

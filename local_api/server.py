@@ -414,9 +414,8 @@ def prepare_environment(environment: str = "dev", state: LocalState | None = Non
         merge_api_keys(stack, keys, replaced=restored.dev_api_keys, endpoint_url=endpoint)
         state.dev_api_keys = list(keys)
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
-    for function in stack.of_type("AWS::Serverless::Function"):  # the API's and the workers' (no clashes)
-        for key, value in stack.function_environment(function).items():
-            os.environ.setdefault(key, value)
+    for key, value in stack.process_environment().items():  # the API's and the workers'
+        os.environ.setdefault(key, value)
     return stack, moto_server
 
 

@@ -1,9 +1,11 @@
-"""``python -m ops``: drive jobs through their states by hand (operators, local demos).
+"""``python -m ops``: drive jobs through their states by hand (operators, local demos), manage keys, and
+erase or export data (``ops.clients``).
 
     python -m ops --local jobs complete JOB_ID --start --result examples/result.json
     python -m ops --local jobs progress JOB_ID 40 --stage preprocessing
     python -m ops --env dev jobs show JOB_ID
     python -m ops --env prod events replay --dry-run
+    python -m ops --env prod clients erase CLIENT_ID [--yes]
 
 Prints the resulting job (the public view, with ``result_url`` when completed) as indented JSON on
 stdout. Exit codes: 0 done; 1 the job or the target refused (not found, illegal transition, bad result
@@ -30,9 +32,10 @@ from api.dependencies import Dependencies
 from local_api.cfn_template import Stack, load_template
 from models.errors import DomainError, IllegalTransition, InvalidJobId, JobNotFound
 from models.job import Job, JobStatus
-from ops import events, keys
+from ops import clients, events, keys
 from ops.target import ENVIRONMENTS, Target, TargetError, select_environment, select_local
-from services.job_service import JobService, validate_result
+from services.job_rules import validate_result
+from services.job_service import JobService
 from storage.jobs_scan import JobsScan
 from utils.errors import AppError, ConfigurationError
 from utils.logging import LOGGER_NAME, JsonFormatter, get_logger
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a deployed environment, with your AWS credentials (default: $ENVIRONMENT, else dev)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the service's info lines to stderr")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{jobs,keys,events,clients,sweep}")
     keys = groups.add_parser("keys", help="create, list or revoke client API keys (hashed in Secrets Manager)")
     key_commands = keys.add_subparsers(dest="command", required=True, metavar="{create,list,revoke}")
     create_key = key_commands.add_parser("create", help="a new key, printed once (only its hash is stored)")
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--client-id", help="every key of this client")
     revoke.add_argument("--key-hash", help="the key whose hash starts with this prefix (from keys list)")
     jobs = groups.add_parser("jobs", help="show a job or move it to another status")
-    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,progress,complete,fail}")
+    commands = jobs.add_subparsers(dest="command", required=True, metavar="{show,start,progress,complete,fail,erase}")
 
     show = commands.add_parser("show", help="print the job (with result_url when completed)")
     show.add_argument("job_id")
@@ -114,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay = event_commands.add_parser("replay", help="re-read the failed batches from the stream and publish them")
     replay.add_argument("--dry-run", action="store_true", help="say what would be published; change nothing")
     replay.add_argument("--max-messages", type=int, default=100, help="messages to handle at most (default 100)")
+
+    erase = commands.add_parser("erase", help="erase the job and everything stored for it (any client's)")
+    erase.add_argument("job_id")
+    clients.add_parser(groups)
+    groups.add_parser("sweep", help="run the stack's hourly sweep once (unfinished erasures, ended retention)")
     return parser
 
 
@@ -201,6 +209,21 @@ def run_events(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def run_erasure(args: argparse.Namespace, deps: Dependencies) -> Any:
+    if args.group == "sweep":
+        return clients.sweep(deps)
+    if args.group == "clients":
+        data = clients.run_clients(args, deps)
+        if args.command == "erase":
+            _say(
+                f"{PROG}: dry run: nothing was erased; add --yes to erase"
+                if data["dry_run"]
+                else f"{PROG}: erased; its keys stop working within 5 minutes: run this again after that"
+            )
+        return data
+    return clients.erase_job(deps, args.job_id)
+
+
 def build_service() -> JobService:
     """The service as the Lambda builds it, from the variables the target put in ``os.environ``."""
     return Dependencies(Settings.from_environ(os.environ)).job_service()
@@ -223,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.group == "events":
             with _service_logs_to_stderr(args.verbose):
                 data = run_events(args)
+        elif args.group in ("clients", "sweep") or args.command == "erase":
+            with _service_logs_to_stderr(args.verbose):
+                data = run_erasure(args, Dependencies(Settings.from_environ(os.environ)))
         else:
             result = load_result(args.result) if args.command == "complete" else None
             with _service_logs_to_stderr(args.verbose):

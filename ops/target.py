@@ -92,13 +92,10 @@ def check_reachable(url: str, state_path: Path, timeout: float = 2.0) -> None:
 def template_environment(
     environment: str, account_id: str = LOCAL_ACCOUNT_ID, region: str = LOCAL_REGION
 ) -> dict[str, str]:
-    """The functions' environment variables (the API's and the workers', which never clash) as
+    """The functions' environment variables (the API's and the workers': ``Stack.process_environment``) as
     ``template.yaml`` resolves them for ``environment``."""
     stack = Stack(load_template(), {"Environment": environment}, region=region, account_id=account_id)
-    variables: dict[str, str] = {}
-    for function in stack.of_type("AWS::Serverless::Function"):
-        variables.update(stack.function_environment(function))
-    return variables
+    return stack.process_environment()
 
 
 def caller_account_and_region() -> tuple[str, str]:

@@ -67,7 +67,7 @@ def boto_session() -> Any:
 @pytest.fixture
 def aws(stack: Stack, boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """In-process moto with the template's tables, buckets, parameters, secret, bus and queues; every
-    function's environment set (the API's and the workers', which do not clash)."""
+    function's environment set (the API's and the workers': ``Stack.process_environment``)."""
     from api import dependencies
     from utils import aws as aws_clients
     from utils import secrets
@@ -77,9 +77,8 @@ def aws(stack: Stack, boto_session: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
     with mock_aws():
         provision(stack, boto_session)
         provision_api_keys(stack, TEST_KEYS, boto_session)
-        for function in stack.of_type("AWS::Serverless::Function"):
-            for key, value in stack.function_environment(function).items():
-                monkeypatch.setenv(key, value)
+        for key, value in stack.process_environment().items():
+            monkeypatch.setenv(key, value)
         aws_clients.reset_clients()
         dependencies.reset()
         worker_dependencies.reset()

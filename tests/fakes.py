@@ -86,6 +86,7 @@ class FakeBucket:
         self.objects: dict[str, Any] = {}
         self.deleted: list[str] = []
         self.taken_once: set[str] = set()
+        self.tagged: list[str] = []
         self.fail_put_json: BaseException | None = None
         #: Called with the key before each JSON write (a racing writer goes here).
         self.before_put_json: Callable[[str], None] | None = None
@@ -96,16 +97,24 @@ class FakeBucket:
             raise BlueprintKeyTaken(key)
         self.objects[key] = body
 
-    def put_json(self, key: str, document: Any) -> None:
+    def put_json(self, key: str, document: Any) -> str | None:
         if self.before_put_json is not None:
             self.before_put_json(key)
         if self.fail_put_json is not None:
             raise self.fail_put_json
         self.objects[key] = document
+        return f"v-{len(self.objects)}"
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
         self.deleted.append(key)
+
+    def delete_version(self, key: str, version_id: str | None) -> None:
+        self.delete(key)
+
+    def tag_final(self, key: str) -> bool:
+        self.tagged.append(key)
+        return key in self.objects
 
     def presign_get(self, key: str, expires_in: int) -> str:
         return f"https://cache.example.test/{key}?expires={expires_in}"
@@ -119,8 +128,13 @@ class FakePreviewCache:
         entry = self.entries.get(blueprint_hash)
         return entry if entry is not None and entry["expires_at"] > now_epoch else None
 
-    def put(self, entry: dict[str, Any]) -> None:
+    def put_for_live_job(self, entry: dict[str, Any]) -> bool:
         self.entries[entry["blueprint_hash"]] = entry
+        return True
+
+    def delete_if_from(self, blueprint_hash: str, job_id: str) -> None:
+        if self.entries.get(blueprint_hash, {}).get("job_id") == job_id:
+            del self.entries[blueprint_hash]
 
 
 class FakeRateLimitStore:

@@ -157,6 +157,9 @@ class StepFault:
 
 
 def _resource(kwargs: dict[str, Any]) -> str:
+    if "TransactItems" in kwargs:  # a transaction: the tables it writes or checks, in its order
+        tables = [part["TableName"] for item in kwargs["TransactItems"] for part in item.values()]
+        return "+".join(dict.fromkeys(_resource({"TableName": table}) for table in tables))
     for name in _RESOURCE_ARGUMENTS:
         value = kwargs.get(name)
         if isinstance(value, str):

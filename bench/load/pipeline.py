@@ -20,6 +20,7 @@ from local_api.cfn_template import Stack, load_template
 from models.errors import IllegalTransition
 from services.job_service import JobService
 from services.previews import PreviewService
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig
 from storage import Stores
 from utils import aws
@@ -76,7 +77,10 @@ class Pipeline(threading.Thread):
             dynamodb=resources.client("dynamodb"),
             s3=resources.client("s3"),
         )
-        self.service = JobService(stores.jobs_table, stores.cache, PreviewService(stores.previews), RuntimeConfig())
+        retention = BlueprintRetention(stores.blueprints, stores.uploads, stores.jobs_table, stores.marks, days=7)
+        self.service = JobService(
+            stores.jobs_table, stores.cache, PreviewService(stores.previews), RuntimeConfig(), retention=retention
+        )
         self.ledger, self.stats, self.until, self.stop = ledger, stats, until, stop
         self.rng = random.Random(seed)  # noqa: S311 - a load mix, not cryptography
         self.outcomes: Counter[str] = Counter()

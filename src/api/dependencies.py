@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from services.auth import Authenticator
+from services.erasure import ErasureService
 from services.feedback_service import FeedbackService
 from services.health import HealthService
 from services.idempotency import IdempotencyService
@@ -20,6 +21,7 @@ from services.job_listing import JobListing
 from services.job_service import JobService
 from services.previews import PreviewService
 from services.rate_limits import RateLimiter
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig, config_store
 from services.upload_service import UploadService
 from storage import Stores
@@ -45,6 +47,10 @@ class Dependencies:
         self.idempotency = IdempotencyService(self.stores.idempotency)
         self.health = HealthService({"dynamodb": self.stores.jobs_table.ping, "s3": self.stores.blueprints.ping})
         self.previews = PreviewService(self.stores.previews)
+        s = self.stores
+        self.retention = BlueprintRetention(
+            s.blueprints, s.uploads, s.jobs_table, s.marks, settings.blueprint_retention_days
+        )
 
     def config(self) -> RuntimeConfig:
         """The runtime configuration (Parameter Store, cached)."""
@@ -57,7 +63,7 @@ class Dependencies:
     # --------------------------------------------------------------- services bound to one configuration
     def job_service(self, config: RuntimeConfig | None = None) -> JobService:
         s = self.stores
-        return JobService(s.jobs_table, s.cache, self.previews, config or self.config())
+        return JobService(s.jobs_table, s.cache, self.previews, config or self.config(), retention=self.retention)
 
     def job_creation(self, config: RuntimeConfig | None = None) -> JobCreation:
         s = self.stores
@@ -75,6 +81,19 @@ class Dependencies:
 
     def rate_limiter(self, config: RuntimeConfig | None = None) -> RateLimiter:
         return RateLimiter(self.stores.rate_limits, config or self.config())
+
+    def erasure(self) -> ErasureService:
+        s = self.stores
+        return ErasureService(
+            s.jobs_table,
+            s.marks,
+            blueprints=s.blueprints,
+            uploads=s.uploads,
+            cache=s.cache,
+            previews=self.previews,
+            idempotency=s.idempotency,
+            claims=s.claims,
+        )
 
 
 _dependencies: Dependencies | None = None

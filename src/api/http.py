@@ -62,6 +62,8 @@ class Request:
     #: The authenticated client's id (set by the router on authenticated routes).
     client_id: str | None = None
     path_params: dict[str, str] = field(default_factory=dict)
+    #: The Idempotency-Key record the request runs under (set by ``api.idempotency``), if any.
+    idempotency_record: str | None = None
     _body: bytes | None = None
     _form: list[FormPart] | InvalidRequest | None = None
 
@@ -95,7 +97,7 @@ class Request:
 
     def info(self) -> RequestInfo:
         """Who asked, as the services record it."""
-        return RequestInfo(self.request_id, self.correlation_id, self.client_id)
+        return RequestInfo(self.request_id, self.correlation_id, self.client_id, self.idempotency_record)
 
     @property
     def media_type(self) -> str:

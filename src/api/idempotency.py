@@ -58,6 +58,8 @@ def run_idempotently(
     if attempt.replay is not None:
         logger.info("idempotent replay", extra={"replayed_request_id": attempt.replay.get("request_id")})
         return _replay(attempt.replay)
+    # What the request creates names its record, so an erasure of it finds the record (docs/erasure.md).
+    request.idempotency_record = attempt.record_key
     response = handle()
     try:
         if response["statusCode"] >= 500 or response["statusCode"] == 429:

@@ -54,6 +54,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/jobs/{job_id}", jobs.get_job),
     Route("DELETE", "/api/v1/jobs/{job_id}", jobs.cancel_job),
     Route("POST", "/api/v1/jobs/{job_id}/feedback", feedback.submit_feedback),
+    Route("POST", "/api/v1/jobs/{job_id}/erase", jobs.erase_job),
     Route("POST", "/api/v1/uploads", uploads.create_upload, idempotent=True, rate_limit="uploads"),
 )
 

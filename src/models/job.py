@@ -145,10 +145,24 @@ class Job:
     feedback_count: int = 0
     #: The client that created the job; only it sees the job. None for jobs made before ownership.
     owner_id: str | None = None
+    #: Where the file came from and what names the job, kept so an erasure finds them without a Scan
+    #: (docs/erasure.md): the upload it was made from, the Idempotency-Key record whose answer names it.
+    upload_id: str | None = None
+    idempotency_record: str | None = None
+    #: When its erasure was asked for (epoch seconds): from then on every read treats the job as absent.
+    erase_requested_at: int | None = None
+    #: The lookup index's entry (``storage.lookups``): what the sweep must do with the job, and when.
+    lookup_key: str | None = None
+    lookup_at: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def is_expired(self, now_epoch: float) -> bool:
         return self.expires_at <= now_epoch
+
+    @property
+    def erasing(self) -> bool:
+        """Marked for erasure: gone for every reader, its data about to be (or being) deleted."""
+        return self.erase_requested_at is not None
 
     def to_public(self) -> dict[str, Any]:
         """The job as the contract shows it to clients."""
@@ -202,6 +216,8 @@ class RequestInfo:
     correlation_id: str
     #: The calling client (None for operators and the pipeline, who see every job).
     client_id: str | None = None
+    #: The Idempotency-Key record the request runs under, if any: a job it creates names it.
+    idempotency_record: str | None = None
 
 
 @dataclass(frozen=True)

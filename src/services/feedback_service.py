@@ -54,16 +54,16 @@ class FeedbackService:
             "correlation_id": request.correlation_id,
         }
         key = feedback_key(job_id, feedback_id)
-        self.cache.put_json(key, document)
+        version = self.cache.put_json(key, document)
         try:
             counted = self.jobs_table.count_feedback(job_id, feedback_id, JobStatus.COMPLETED)
         except BaseException as exc:
-            try:
-                self.cache.delete(key)
+            try:  # exactly this version: a plain delete would leave it behind a delete marker
+                self.cache.delete_version(key, version)
             except Exception:
                 logger.exception("could not delete uncounted feedback", extra={"s3_key": key})
             if isinstance(exc, StaleJob):
-                if exc.current is None:  # expired and deleted between the read and the count
+                if exc.current is None or exc.current.erasing:  # deleted, or being erased, since the read
                     raise JobNotFound(details={"job_id": job_id}) from None
                 raise _not_completed(job_id, exc.current.status.value) from None
             raise

@@ -60,6 +60,7 @@ class IdempotencyService:
         existing = self.store.begin(
             attempt.record_key,
             request_fingerprint,
+            client_id=client_id,
             now=attempt.started_at,
             lock_until=lock_until,
             expires_at=attempt.started_at + RECORD_TTL_SECONDS,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from models.errors import Conflict
 from models.job import API_VERSION, JOB_ID, JOB_TTL_SECONDS, Job, JobStatus, JobView, RequestInfo
-from services import blueprints
+from services import blueprints, retention
 from services.blueprints import CONTENT_TYPES, SNIFF_BYTES, sanitise_filename
 from services.ids import new_id
 from services.previews import PreviewService
@@ -93,9 +93,21 @@ class JobCreation:
     def new_job_id(self) -> str:
         return new_id(JOB_ID, self._clock(), self._random_hex())
 
-    def new_job(self, job_id: str, fmt: str, *, sha256_hex: str, size: int, filename: str, request: RequestInfo) -> Job:
+    def new_job(
+        self,
+        job_id: str,
+        fmt: str,
+        *,
+        sha256_hex: str,
+        size: int,
+        filename: str,
+        request: RequestInfo,
+        upload_id: str | None = None,
+    ) -> Job:
         now = self._clock()
         stamp = iso_utc(now)
+        expires_at = int(now) + JOB_TTL_SECONDS
+        entry = retention.at_creation(expires_at)
         return Job(
             job_id=job_id,
             status=JobStatus.PENDING,
@@ -110,7 +122,11 @@ class JobCreation:
             correlation_id=request.correlation_id,
             owner_id=request.client_id,
             api_version=API_VERSION,
-            expires_at=int(now) + JOB_TTL_SECONDS,
+            expires_at=expires_at,
+            upload_id=upload_id,
+            idempotency_record=request.idempotency_record,
+            lookup_key=entry["lookup_key"],
+            lookup_at=entry["lookup_at"],
         )
 
     def record_or_roll_back(self, job: Job) -> bool:

@@ -9,8 +9,14 @@ old and new images (``event_of``):
 - progress or stage changing while processing is ``job.progress``;
 - a job record deleted by someone (REMOVE) is ``job.erased``, with ids and the time only;
 - anything else is no event: typed items sharing the table (keys that are not job ids: ``idem#...``,
-  ``claim#...``, rate limits, webhooks), TTL deletions (DynamoDB's own), and writes that change no
-  public field the events describe (the completion lock, the feedback count).
+  ``claim#...``, rate limits, webhooks), TTL deletions (DynamoDB's own), writes that change no version
+  (the feedback count, an erasure's mark on a finished job, the sweep's end of a blueprint's retention),
+  and writes that change no public field the events describe (the completion lock).
+
+A job marked for erasure (``erase_requested_at``) is published with ids, status and times only
+(``REDACTED_FIELDS``): after an erasure is asked for, events name no file (the contract). That is the
+``job.cancelled`` of a pending or processing job the mark cancels, and anything republished of a
+marked job.
 
 Each event's id is ``{job_id}:{version}`` (the new image's version; for ``job.erased``, the deleted
 record's version + 1: the next one, fixed by the record, so a redelivered deletion keeps its id).
@@ -46,12 +52,17 @@ def event_of(change: StreamChange) -> JobEvent | None:
         return _event(CREATED, new, None, change.at)
     if change.event_name != "MODIFY":
         raise ValueError(f"unknown stream event {change.event_name!r}")
-    old = Job.from_record(_image(change.old))
+    return _modified(Job.from_record(_image(change.old)), new, change.at)
+
+
+def _modified(old: Job, new: Job, at: float) -> JobEvent | None:
+    if old.version == new.version:  # every state change bumps the version; this write changed nothing public
+        return None
     if old.status is not new.status:
-        return _event(status_event_type(new.status.value), new, old.status.value, change.at)
+        return _event(status_event_type(new.status.value), new, old.status.value, at)
     moved = (old.progress, old.stage) != (new.progress, new.stage)
     if new.status is JobStatus.PROCESSING and moved:
-        return _event(PROGRESS, new, old.status.value, change.at)
+        return _event(PROGRESS, new, old.status.value, at)
     return None
 
 
@@ -70,8 +81,15 @@ def _image(image: dict[str, Any] | None) -> dict[str, Any]:
     return image
 
 
+#: What an event shows of a job marked for erasure: ids, status and times, never a file name or hash.
+REDACTED_FIELDS = ("job_id", "status", "updated_at", "finished_at")
+
+
 def _event(kind: str, job: Job, previous: str | None, at: float) -> JobEvent:
-    return JobEvent(event_id(job.job_id, job.version), kind, job.to_public(), job.owner_id, previous, at)
+    public = job.to_public()
+    if job.erasing:
+        public = {name: public[name] for name in REDACTED_FIELDS}
+    return JobEvent(event_id(job.job_id, job.version), kind, public, job.owner_id, previous, at)
 
 
 def _erased(job: Job, at: float) -> JobEvent:

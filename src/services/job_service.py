@@ -12,6 +12,10 @@ race the service re-reads and decides again (bounded), so callers see the winner
 write stamps the timing: ``started_at`` on entering processing, ``finished_at`` on reaching a final
 state, and ``progress`` 100 on completion.
 
+A job marked for erasure (``services.erasure``) is absent to every read here, so the pipeline's later
+``start_processing``/``complete_job``/``fail_job`` fail cleanly with ``JobNotFound``. A final transition
+brings the blueprint's deletion forward and tags it for the lifecycle rule (``services.retention``).
+
 Metrics (``utils.metrics``) count what happened, once: JobsCancelled / JobsCompleted / JobsFailed when
 this call's conditional write won the transition (not on a conflict, an illegal move, or a cancel of an
 already cancelled job).
@@ -27,14 +31,15 @@ from typing import Any
 from models.errors import (
     Conflict,
     IllegalTransition,
-    InvalidProgress,
     JobAlreadyCompleted,
     JobNotFound,
     JobNotProcessing,
     ProgressDecreased,
 )
-from models.job import MAX_PROGRESS, MIN_PROGRESS, STAGE, Job, JobStatus, JobView, can_transition, validate_job_id
+from models.job import ALLOWED_TRANSITIONS, Job, JobStatus, JobView, can_transition, validate_job_id
+from services.job_rules import check_progress, timing, validate_result
 from services.previews import PreviewService
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig
 from storage.cache_store import CacheStore, result_key
 from storage.jobs_table import JobsTable, StaleJob
@@ -66,22 +71,28 @@ class JobService:
         previews: PreviewService,
         config: RuntimeConfig,
         *,
+        retention: BlueprintRetention,
         clock: WallClock = wall_time,
     ) -> None:
         self.jobs_table = jobs_table
         self.cache = cache
         self.previews = previews
         self.config = config
+        self.retention = retention
         self._clock = clock
 
     # ---------------------------------------------------------------------------------------- reads
     def get_job(self, job_id: str, owner_id: str | None = None) -> Job:
         """The job, or ``JobNotFound``: also for a job past its expiry that DynamoDB has not yet deleted,
-        and for another client's job (``owner_id`` given) — the same answer, after the same one read, so
-        a client learns nothing about jobs that are not its own."""
+        one marked for erasure, and another client's job (``owner_id`` given) — the same answer, after the
+        same one read, so a client learns nothing about jobs that are not its own."""
         validate_job_id(job_id)
-        job = self.jobs_table.get(job_id)
-        if job is None or job.is_expired(self._clock()) or (owner_id is not None and job.owner_id != owner_id):
+        return self._live(job_id, self.jobs_table.get(job_id), owner_id)
+
+    def _live(self, job_id: str, job: Job | None, owner_id: str | None = None) -> Job:
+        if job is None or job.erasing or job.is_expired(self._clock()):
+            raise JobNotFound(details={"job_id": job_id})
+        if owner_id is not None and job.owner_id != owner_id:
             raise JobNotFound(details={"job_id": job_id})
         return job
 
@@ -123,19 +134,26 @@ class JobService:
         rooms, model_version = validate_result(result)
         job, attempt = self._lock_completion(job_id)
         key = result_key(job_id)
+        version: list[str | None] = []
         try:
-            self.cache.put_json(key, result)
-            now = iso_utc(self._clock())
-            fields = {"result_s3_key": key, **timing(JobStatus.COMPLETED, now)}
-            completed = self.jobs_table.transition(job, JobStatus.COMPLETED, now, fields)
+            version.append(self.cache.put_json(key, result))
+            now = self._clock()
+            fields = {
+                "result_s3_key": key,
+                **timing(JobStatus.COMPLETED, iso_utc(now)),
+                **self.retention.final_fields(job, now),
+            }
+            completed = self.jobs_table.transition(job, JobStatus.COMPLETED, iso_utc(now), fields)
         except BaseException as exc:
-            current = self._unwind_completion(job_id, attempt, key)
+            current = self._unwind_completion(job_id, attempt, key, version[0] if version else None)
             if isinstance(exc, StaleJob):
+                self._live(job_id, current)  # erased meanwhile: as absent as for any reader
                 status = current.status.value if current else "absent"
                 raise IllegalTransition(job_id, status, JobStatus.COMPLETED.value) from None
             raise
         logger.info("job status changed", extra={"job_id": job_id, "from": "processing", "to": "completed"})
         _count_transition(JobStatus.COMPLETED)
+        self.retention.tag_final(completed)
         self.previews.remember(completed, rooms, model_version, self._clock())
         return completed
 
@@ -190,9 +208,11 @@ class JobService:
                     time.sleep(0.05)
                     waited += 0.05
 
-    def _unwind_completion(self, job_id: str, attempt: str, key: str) -> Job | None:
-        """After a failed completion: delete its result unless the job completed with it (a write that
-        landed before its connection dropped), and give the lock back. Returns the job as it now is."""
+    def _unwind_completion(self, job_id: str, attempt: str, key: str, version: str | None) -> Job | None:
+        """After a failed completion: delete its result (exactly the version it wrote: a plain delete would
+        leave it behind a delete marker, out of an erasure's reach once the job is gone) unless the job
+        completed with it (a write that landed before its connection dropped), and give the lock back.
+        Returns the job as it now is."""
         try:
             current = self.jobs_table.get(job_id)
         except Exception:
@@ -200,7 +220,7 @@ class JobService:
             return None  # cannot tell: keep the result (the bucket's 30-day lifecycle rule is the backstop)
         if current is not None and current.status is JobStatus.COMPLETED and current.result_s3_key == key:
             return current
-        self._delete_quietly(key)
+        self._delete_quietly(key, version)
         if current is not None and current.extra.get("completing_by") == attempt:
             try:
                 self.jobs_table.unlock_completion(job_id, attempt)
@@ -208,9 +228,9 @@ class JobService:
                 logger.warning("could not release a completion lock", extra={"job_id": job_id})
         return current
 
-    def _delete_quietly(self, key: str) -> None:
+    def _delete_quietly(self, key: str, version: str | None) -> None:
         try:
-            self.cache.delete(key)
+            self.cache.delete_version(key, version)
         except Exception:
             logger.exception("could not delete a result of a job that did not complete", extra={"s3_key": key})
 
@@ -223,55 +243,31 @@ class JobService:
         any other move the state machine forbids raises ``IllegalTransition``.
         """
         job = self.get_job(job_id, owner_id)
+        final = not ALLOWED_TRANSITIONS[target]
         for _ in range(TRANSITION_ATTEMPTS):
             if job.status is target and target is JobStatus.CANCELLED:
                 return job
             if not can_transition(job.status, target):
                 raise IllegalTransition(job_id, job.status.value, target.value)
-            now = iso_utc(self._clock())
+            now = self._clock()
+            stamp = iso_utc(now)
+            sets = {**(fields or {}), **timing(target, stamp)}
+            if final:
+                sets.update(self.retention.final_fields(job, now))
             try:
-                updated = self.jobs_table.transition(job, target, now, {**(fields or {}), **timing(target, now)})
+                updated = self.jobs_table.transition(job, target, stamp, sets)
             except StaleJob as stale:
-                job = stale.current if stale.current is not None else self.get_job(job_id)
+                job = self._live(job_id, stale.current if stale.current is not None else self.jobs_table.get(job_id))
                 continue
             logger.info("job status changed", extra={"job_id": job_id, "from": job.status.value, "to": target.value})
             _count_transition(target)
+            if final:
+                self.retention.tag_final(updated)
             return updated
         raise Conflict(details={"job_id": job_id})
-
-
-def timing(target: JobStatus, now: str) -> dict[str, Any]:
-    """What a move to ``target`` at ``now`` stamps on the job besides its status."""
-    if target is JobStatus.PROCESSING:
-        return {"started_at": now}
-    fields: dict[str, Any] = {"finished_at": now}
-    if target is JobStatus.COMPLETED:
-        fields["progress"] = MAX_PROGRESS
-    return fields
-
-
-def check_progress(progress: Any, stage: Any) -> None:
-    """``InvalidProgress`` unless ``progress`` is an integer 0..100 and ``stage`` None or a stage name."""
-    whole = isinstance(progress, int) and not isinstance(progress, bool)
-    if not whole or not MIN_PROGRESS <= progress <= MAX_PROGRESS:
-        raise InvalidProgress(details={"field": "progress"})
-    if stage is not None and (not isinstance(stage, str) or STAGE.fullmatch(stage) is None):
-        raise InvalidProgress(details={"field": "stage", "pattern": STAGE.pattern})
 
 
 def _count_transition(target: JobStatus) -> None:
     name = TRANSITION_METRICS.get(target)
     if name is not None:
         metrics.add(name, 1)
-
-
-def validate_result(result: Any) -> tuple[list[Any], str]:
-    """A pipeline result: ``{"rooms": [...], "model_version": "...", ...}`` (other keys are kept)."""
-    if not isinstance(result, dict):
-        raise ValueError("result must be a JSON object")
-    rooms, model_version = result.get("rooms"), result.get("model_version")
-    if not isinstance(rooms, list):
-        raise ValueError("result.rooms must be a list")
-    if not isinstance(model_version, str) or not model_version:
-        raise ValueError("result.model_version must be a non-empty string")
-    return rooms, model_version

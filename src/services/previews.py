@@ -1,7 +1,8 @@
 """The preview cache's policy: a completed job's rooms answer creations of the same blueprint for an hour.
 
 Best effort both ways: a preview is a bonus, so neither a failing read nor a failing write ever fails the
-request or the completion that asked for it.
+request or the completion that asked for it. Not so its removal by an erasure (``forget``): that fails the
+erasure, which is then retried. An entry is written only while its job is live and not being erased.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class PreviewService:
             "expires_at": int(now) + PREVIEW_TTL_SECONDS,
         }
         try:
-            self.previews.put(entry)
+            written = self.previews.put_for_live_job(entry)
         except Exception:  # the preview is a cache: the job is completed whether or not it is written
             logger.warning("could not cache the preview", exc_info=True, extra={"job_id": job.job_id})
+            return
+        if not written:
+            logger.info("no preview cached: the job is gone or being erased", extra={"job_id": job.job_id})
+
+    def forget(self, job: Job) -> None:
+        """Delete the preview made from ``job`` (an erasure's step): the entry of its blueprint, if it still
+        names the job. Raises on failure, unlike the other two: an erasure must not end with it left."""
+        self.previews.delete_if_from(job.blueprint_hash, job.job_id)

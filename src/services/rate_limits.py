@@ -172,3 +172,19 @@ def _unmetered(policy: Policy, step: str, exc: LimiterUnavailable) -> Standing:
     )
     metrics.add("RateLimiterUnavailable", 1, RouteGroup=policy.name)
     return Standing(policy, known=False)
+
+
+class RateLimitState:
+    """A client's limiter items as ``services.client_erasure.ClientData``: a client's erasure deletes them
+    (they name only a hash of its id and expire within minutes anyway, but an erasure leaves nothing)."""
+
+    name = "rate_limits"
+
+    def __init__(self, store: RateLimitStore) -> None:
+        self.store = store
+
+    def ids_of(self, client_id: str) -> list[str]:
+        return [group for group in GROUPS if self.store.peek(limit_key(client_id, group)) is not None]
+
+    def erase(self, client_id: str) -> int:
+        return sum(self.store.forget(limit_key(client_id, group)) for group in GROUPS)

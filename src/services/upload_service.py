@@ -126,7 +126,15 @@ class UploadService:
         digest, size = self.uploads.sha256(upload, self.config.max_upload_bytes)
         self.creation.check_size(size)
         filename = sanitise_filename(upload.filename, fmt)
-        job = self.creation.new_job(job_id, fmt, sha256_hex=digest.hex(), size=size, filename=filename, request=request)
+        job = self.creation.new_job(
+            job_id,
+            fmt,
+            sha256_hex=digest.hex(),
+            size=size,
+            filename=filename,
+            request=request,
+            upload_id=upload.upload_id,
+        )
         self.uploads.copy(upload, job.blueprint_s3_key, CONTENT_TYPES[fmt], digest.hex())
         if not self.creation.record_or_roll_back(job):
             raise Conflict("Could not allocate a job id; retry the request")

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import base64
 
-from storage.base import BucketBound, Refusal, conditional_write, ignore
+from botocore.exceptions import ClientError
+
+from storage.base import BucketBound, Refusal, conditional_write, ignore, is_not_found
+from storage.versions import erase_prefix
+from utils import retry
+
+#: The tag a blueprint gets when its job reaches a final state; the bucket's lifecycle rule
+#: ``expire-final-blueprints`` (template.yaml) expires objects that carry it.
+RETENTION_TAG = {"Key": "retention", "Value": "final"}
+
+
+def blueprint_prefix(job_id: str) -> str:
+    return f"blueprints/{job_id}/"
 
 
 def blueprint_key(job_id: str, filename: str) -> str:
-    return f"blueprints/{job_id}/{filename}"
+    return blueprint_prefix(job_id) + filename
 
 
 class BlueprintKeyTaken(Exception):
@@ -50,6 +62,25 @@ class BlueprintStore(BucketBound):
             landed=lambda: self.stored_sha256(key) == sha256_hex or None,
             refusals=("PreconditionFailed", "ConditionalRequestConflict"),
         )
+
+    def tag_final(self, key: str) -> bool:
+        """Tag the blueprint for the final-state lifecycle rule; False if there is no object at ``key`` (a
+        blueprint already deleted). Tagging adds no version: the tag set is the current version's."""
+        tagging = {"TagSet": [RETENTION_TAG]}
+        try:
+            retry.call(
+                "s3.put_object_tagging",
+                lambda: self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging=tagging),
+            )
+        except ClientError as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        return True
+
+    def erase_job(self, job_id: str) -> int:
+        """Delete every version of the job's blueprint (``storage.versions``); how many were stored."""
+        return erase_prefix(self, blueprint_prefix(job_id))
 
     def ping(self) -> None:
         """``HeadBucket``: proves the bucket answers and we may list it; raises if not."""

@@ -1,8 +1,9 @@
 """Idempotency records: typed items in the jobs table, behind conditional writes.
 
-Key ``idem#{sha256(client, Idempotency-Key)}`` (never a job id; no ``owner_id``, so no list or GSI sees
-them). An item is ``in_progress`` with a lock that lapses when the first attempt's Lambda would have
-timed out, then ``done`` with the stored response until ``expires_at`` (the table's TTL, chosen by
+Key ``idem#{sha256(client, Idempotency-Key)}`` (never a job id; no ``owner_id``, so no list of jobs sees
+them; the lookup index lists a client's records under ``client#{client_id}``, for erasing a client). An
+item is ``in_progress`` with a lock that lapses when the first attempt's Lambda would have timed out,
+then ``done`` with the stored response until ``expires_at`` (the table's TTL, chosen by
 ``services.idempotency``; a begin treats an item past it as absent). Each ``begin`` marks its item with a
 random ``attempt`` token, so a begin whose write landed but whose response was lost recognises its own
 record (on its retry, or after retries ran out) instead of answering its own request with "in progress".
@@ -15,7 +16,8 @@ import json
 import secrets
 from typing import Any
 
-from storage.base import TableBound, conditional_write
+from storage.base import TableBound, conditional_write, ignore
+from storage.lookups import client_lookup
 from utils import retry
 
 
@@ -47,12 +49,16 @@ def _attempt_of(item: dict[str, Any]) -> str | None:
 class IdempotencyStore(TableBound):
     """The idempotency records, kept in the jobs table (``JobsTable``: the same table name)."""
 
-    def begin(self, key: str, fingerprint: str, *, now: int, lock_until: int, expires_at: int) -> Existing | None:
+    def begin(
+        self, key: str, fingerprint: str, *, client_id: str, now: int, lock_until: int, expires_at: int
+    ) -> Existing | None:
         """Start a request under ``key``: None if this caller now runs it, else the record in the way."""
         attempt = secrets.token_hex(8)
         item = {
             "job_id": {"S": key},
             "item_type": {"S": "idempotency"},
+            "lookup_key": {"S": client_lookup(client_id)},
+            "lookup_at": {"N": str(now)},
             "fingerprint": {"S": fingerprint},
             "state": {"S": "in_progress"},
             "attempt": {"S": attempt},
@@ -118,4 +124,21 @@ class IdempotencyStore(TableBound):
         retry.call(
             "dynamodb.delete_item",
             lambda: self.client.delete_item(TableName=self.table_name, Key={"job_id": {"S": key}}),
+        )
+
+    def delete_naming(self, key: str, job_id: str) -> None:
+        """Delete the record ``key`` if its kept answer names ``job_id`` (the create that made the job); a
+        record the key was reused for since, or one still in progress, stays."""
+        conditional_write(
+            "dynamodb.delete_item",
+            lambda: self.client.delete_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": key}},
+                ConditionExpression="contains(#response, :job_id)",
+                ExpressionAttributeNames={"#response": "response"},
+                ExpressionAttributeValues={":job_id": {"S": job_id}},
+            ),
+            done=ignore,
+            refused=ignore,  # gone (this delete's lost first attempt, its TTL), or not the job's
+            landed=lambda: True if job_id not in self._read(key).get("response", {}).get("S", "") else None,
         )

@@ -212,9 +212,9 @@ class JobsTable(TableBound):
                 TableName=self.table_name,
                 Key={"job_id": {"S": job_id}},
                 UpdateExpression="ADD feedback_count :one, feedback_ids :ids",
-                ConditionExpression=(
-                    "#status = :status AND (attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))"
-                ),
+                # Never on a job marked for erasure: its feedback prefix is being (or has been) emptied.
+                ConditionExpression="#status = :status AND attribute_not_exists(erase_requested_at) AND "
+                "(attribute_not_exists(feedback_ids) OR NOT contains(feedback_ids, :id))",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
@@ -277,7 +277,7 @@ class JobsTable(TableBound):
         elif before:
             condition += " AND created_at <= :before"
             values[":before"] = before
-        filters = "expires_at > :now"
+        filters = "expires_at > :now AND attribute_not_exists(erase_requested_at)"
         names: dict[str, str] = {}
         if status:
             filters += " AND #status = :status"

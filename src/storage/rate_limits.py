@@ -128,6 +128,17 @@ class RateLimitStore(TableBound):
             raise LimiterUnavailable(type(exc).__name__) from exc
         return _number(response.get("Item"), "tat")
 
+    def forget(self, key: str) -> bool:
+        """Delete the item (a client's erasure); True if there was one. Errors are the caller's: an
+        operator's erasure must fail loudly, unlike a request's spend."""
+        response = retry.call(
+            "dynamodb.delete_item",
+            lambda: self.client.delete_item(
+                TableName=self.table_name, Key={"job_id": {"S": key}}, ReturnValues="ALL_OLD"
+            ),
+        )
+        return "Attributes" in response
+
 
 def _refused(refusal: Refusal, token: str) -> Spend:
     """The condition failed: on the stored values, or on this very spend, which landed on an attempt whose

@@ -120,4 +120,5 @@ class UploadClaims(TableBound):
             ),
             done=ignore,
             refused=ignore,
+            landed=lambda: True if self._claimant(upload_id) != job_id else None,
         )

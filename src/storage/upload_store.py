@@ -9,6 +9,7 @@ presigned POST stays valid for minutes) can never slip in unchecked.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from storage.base import BucketBound, Refusal, conditional_write, error_code, ignore
+from storage.versions import erase_prefix
 from utils import retry
 
 UPLOADS_PREFIX = "uploads/"
@@ -41,6 +43,10 @@ class UploadedObject:
     @property
     def filename(self) -> str:
         return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def upload_id(self) -> str:
+        return self.key[len(UPLOADS_PREFIX) :].split("/", 1)[0]
 
 
 class ObjectChanged(Exception):
@@ -81,6 +87,28 @@ class UploadStore(BucketBound):
             etag=str(head["ETag"]),
             metadata={str(k).lower(): str(v) for k, v in head.get("Metadata", {}).items()},
         )
+
+    def owned_by(self, client_id: str) -> list[str]:
+        """The ids of the uploads ``client_id`` posted that are still stored, in any version (an operator's
+        listing of all of ``uploads/``, bounded by its one-day lifecycle rule; the function never lists it).
+        The owner is each object's ``owner`` metadata, pinned by the presigned POST's policy."""
+        owned: dict[str, bool] = {}
+        pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=UPLOADS_PREFIX)
+        for page in pages:
+            for version in page.get("Versions", []):
+                upload_id = version["Key"][len(UPLOADS_PREFIX) :].split("/", 1)[0]
+                if owned.get(upload_id):
+                    continue
+                read = functools.partial(
+                    self.client.head_object, Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"]
+                )
+                head = retry.call("s3.head_object", read)
+                owned[upload_id] = {k.lower(): v for k, v in head.get("Metadata", {}).items()}.get("owner") == client_id
+        return sorted(upload_id for upload_id, mine in owned.items() if mine)
+
+    def erase_upload(self, upload_id: str) -> int:
+        """Delete every version of the upload's object (``storage.versions``); how many were stored."""
+        return erase_prefix(self, upload_prefix(upload_id))
 
     def read_head(self, upload: UploadedObject, length: int) -> bytes:
         """The object's first ``length`` bytes (a ranged GET pinned to the checked ETag)."""

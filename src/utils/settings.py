@@ -34,6 +34,8 @@ class Settings:
     #: CloudWatch namespace of the EMF metrics (``utils.metrics``) and their ``Service`` dimension.
     metrics_namespace: str = DEFAULT_NAMESPACE
     metrics_service: str = DEFAULT_SERVICE
+    #: Days a blueprint is kept after its job's final state (template parameter BlueprintRetentionDays).
+    blueprint_retention_days: int = 7
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -66,7 +68,15 @@ class Settings:
             cors_allowed_origins=origins or ("*",),
             metrics_namespace=namespace,
             metrics_service=service[:255] or DEFAULT_SERVICE,
+            blueprint_retention_days=_retention_days(environ),
         )
+
+
+def _retention_days(environ: Mapping[str, str]) -> int:
+    retention = environ.get("BLUEPRINT_RETENTION_DAYS") or "7"
+    if not retention.isdigit() or not 1 <= int(retention) <= 3650:
+        raise ConfigurationError("BLUEPRINT_RETENTION_DAYS must be a whole number of days, 1 to 3650")
+    return int(retention)
 
 
 _REQUIRED = (
@@ -96,7 +106,10 @@ class WorkerSettings:
     log_level: str = "INFO"
     jobs_table: str = ""
     preview_cache_table: str = ""
+    blueprints_bucket: str = ""
     cache_bucket: str = ""
+    #: Days a blueprint is kept after its job's final state (as ``Settings.blueprint_retention_days``).
+    blueprint_retention_days: int = 7
     #: The bus job events go to (``location-detection-{env}``).
     event_bus_name: str = ""
     metrics_namespace: str = DEFAULT_NAMESPACE
@@ -115,7 +128,9 @@ class WorkerSettings:
             log_level=environ.get("LOG_LEVEL", "INFO").upper(),
             jobs_table=environ.get("JOBS_TABLE", ""),
             preview_cache_table=environ.get("PREVIEW_CACHE_TABLE", ""),
+            blueprints_bucket=environ.get("BLUEPRINTS_BUCKET", ""),
             cache_bucket=environ.get("CACHE_BUCKET", ""),
+            blueprint_retention_days=_retention_days(environ),
             event_bus_name=environ.get("EVENT_BUS_NAME", ""),
             metrics_namespace=environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
             metrics_service=(environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()[:255] or DEFAULT_SERVICE,

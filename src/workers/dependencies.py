@@ -11,14 +11,15 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from services.erasure import ErasureService
 from services.job_events import JobEvents
 from services.job_service import JobService
 from services.previews import PreviewService
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig
-from storage.cache_store import CacheStore
+from services.sweep import Sweep
+from storage import Stores
 from storage.event_bus import EventBus
-from storage.jobs_table import JobsTable
-from storage.preview_cache import PreviewCache
 from utils import logging as log
 from utils import metrics
 from utils.settings import WorkerSettings, get_worker_settings
@@ -26,6 +27,8 @@ from utils.settings import WorkerSettings, get_worker_settings
 T = TypeVar("T")
 _built: dict[str, object] = {}
 _lock = threading.Lock()
+#: What the pipeline and the sweep read: the jobs table, the preview cache, both buckets, the retention.
+_JOB_DATA = ("JOBS_TABLE", "PREVIEW_CACHE_TABLE", "BLUEPRINTS_BUCKET", "CACHE_BUCKET", "BLUEPRINT_RETENTION_DAYS")
 
 
 def _configure(settings: WorkerSettings) -> None:
@@ -35,29 +38,56 @@ def _configure(settings: WorkerSettings) -> None:
     )
 
 
+def _stores(settings: WorkerSettings) -> Stores:
+    return Stores(settings.jobs_table, settings.preview_cache_table, settings.blueprints_bucket, settings.cache_bucket)
+
+
+def _retention(stores: Stores, settings: WorkerSettings) -> BlueprintRetention:
+    s = stores
+    return BlueprintRetention(s.blueprints, s.uploads, s.jobs_table, s.marks, settings.blueprint_retention_days)
+
+
 def job_events(settings: WorkerSettings) -> JobEvents:
     """The stream consumer's service: job events onto the bus."""
     return JobEvents(EventBus(settings.event_bus_name))
 
 
 def job_service(settings: WorkerSettings) -> JobService:
-    """The pipeline's job service: the jobs table, the result's bucket, the preview cache. The runtime
+    """The pipeline's job service: the jobs table, the result's bucket, the preview cache, and the
+    blueprint's retention (a final transition brings its deletion forward and tags it). The runtime
     configuration (Parameter Store) only shapes what clients see (presigned URLs' lifetime), so the
     pipeline runs on its defaults and is not given Parameter Store."""
-    cache = CacheStore(settings.cache_bucket)
-    previews = PreviewService(PreviewCache(settings.preview_cache_table))
-    return JobService(JobsTable(settings.jobs_table), cache, previews, RuntimeConfig())
+    s = _stores(settings)
+    previews = PreviewService(s.previews)
+    return JobService(s.jobs_table, s.cache, previews, RuntimeConfig(), retention=_retention(s, settings))
+
+
+def sweep(settings: WorkerSettings) -> Sweep:
+    """The hourly sweep's service: erasures nobody finished, blueprints whose retention ended."""
+    s = _stores(settings)
+    erasure = ErasureService(
+        s.jobs_table,
+        s.marks,
+        blueprints=s.blueprints,
+        uploads=s.uploads,
+        cache=s.cache,
+        previews=PreviewService(s.previews),
+        idempotency=s.idempotency,
+        claims=s.claims,
+    )
+    return Sweep(s.lookups, erasure, _retention(s, settings))
 
 
 #: What each worker needs from its function's environment, and how its service is built.
 WORKERS: dict[str, tuple[tuple[str, ...], Callable[[WorkerSettings], object]]] = {
     "job_events": (("EVENT_BUS_NAME",), job_events),
-    "job_service": (("JOBS_TABLE", "PREVIEW_CACHE_TABLE", "CACHE_BUCKET"), job_service),
+    "job_service": (_JOB_DATA, job_service),
+    "sweep": (_JOB_DATA, sweep),
 }
 
 
 def get(name: str, kind: type[T]) -> T:
-    """The container's ``name`` service (``job_events``, ``job_service``), built on first use."""
+    """The container's ``name`` service (``job_events``, ``job_service``, ``sweep``), built on first use."""
     built = _built.get(name)
     if built is None:
         with _lock:

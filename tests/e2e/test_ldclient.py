@@ -159,6 +159,33 @@ def test_submit_wait_follows_jobs_to_their_final_status(local_server: LocalServe
     assert ldclient("feedback", job_id, "--rating", "9", url=local_server.url).code == 2  # usage
 
 
+def test_erase_takes_the_job_then_get_and_a_second_erase_exit_1(local_server: LocalServer, tmp_path: Path) -> None:
+    plan = _file(tmp_path, "erase me.png", samples.png(extra=os.urandom(8)))
+    job_id = ldclient("--json", "submit", str(plan), url=local_server.url).json[0]["job"]["job_id"]
+    _ops(local_server, "complete", job_id, "--start", "--result", str(RESULT_FILE))
+    mine = ldclient(
+        "--json", "submit", str(_file(tmp_path, "mine.png", samples.png(extra=os.urandom(8)))), url=local_server.url
+    )
+    not_bobs = mine.json[0]["job"]["job_id"]
+
+    erased = ldclient("--json", "erase", job_id, url=local_server.url)
+
+    assert erased.code == 0, erased.stderr
+    assert set(erased.json) == {"job_id", "erased_at", "objects_deleted"}
+    assert (erased.json["job_id"], erased.json["objects_deleted"]) == (job_id, 2)  # the blueprint and the result
+    human = ldclient("erase", not_bobs, url=local_server.url, key=OTHER_API_KEY)
+    assert human.code == 1, "another client's job: 404"
+    assert "JOB_NOT_FOUND" in human.stderr
+    for args in (("get", job_id), ("erase", job_id)):
+        gone = ldclient("--json", *args, url=local_server.url)
+        assert gone.code == 1, args
+        assert gone.error["code"] == "JOB_NOT_FOUND"
+    table = ldclient("erase", not_bobs, url=local_server.url)
+    assert table.code == 0, table.stderr
+    assert "objects_deleted" in table.stdout
+    assert "mine.png" not in table.stdout, "the receipt names no file"
+
+
 def _wait_for_jobs(api: Client, hashes: dict[str, str]) -> dict[str, str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

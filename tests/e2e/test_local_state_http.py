@@ -90,6 +90,11 @@ def test_a_restart_keeps_the_key_jobs_files_and_operator_keys_and_publishes_noth
     try:
         assert printed_key(second) == key, "the printed key is the same after a restart"
         assert "state: restored" in printed(second)
+        assert "schedule: location-detection-dev-sweep at rate(1 hour), first run now" in printed(second)
+        deadline = time.monotonic() + 20
+        while '"sweep done"' not in printed(second) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert '"sweep done"' in printed(second), "the sweep ran once at start, over the restored state"
         again = Client(second.url, api_key=key).request("GET", f"/api/v1/jobs/{job_id}")
         assert again.status == 200
         assert again.data["status"] == "completed"

@@ -48,7 +48,10 @@ def test_readme_curl_examples_work_verbatim(local_server: LocalServer, tmp_path:
     assert '"code":"INVALID_FILE_FORMAT"' in out
     assert '"detected_format":"gif"' in out
     assert '"blueprint_filename":"ground-floor.png"' in out
-    assert out.count('"status":"success"') == 10  # every call but the deliberate GIF and 401 errors
+    assert out.count('"status":"success"') == 11  # every call but the deliberate GIF, 401 and erased-job errors
+    # The upload's job, erased: its blueprint, the upload's old version, its result and its feedback.
+    assert '"objects_deleted":4' in out
+    assert '"code":"JOB_NOT_FOUND"' in out
     assert out.lower().count("idempotent-replayed: true") == 1
     assert out.lower().count('ratelimit-policy: "jobs";q=') == 2, "the create and its replay"
     assert re.search(r'(?im)^ratelimit: "uploads";r=\d+;t=\d+', out), "the upload spent one of the budget"

@@ -119,6 +119,7 @@ _S3_OBJECT = {
     "GetObject": ("s3:GetObject", "s3:GetObjectVersion"),
     "HeadObject": ("s3:GetObject", "s3:GetObjectVersion"),
     "DeleteObject": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    "PutObjectTagging": ("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
     "AbortMultipartUpload": ("s3:AbortMultipartUpload", "s3:AbortMultipartUpload"),
     **dict.fromkeys(
         ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "PresignedPost"),
@@ -142,7 +143,16 @@ def _s3(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str
         return requests
     if op in ("CopyObject", "UploadPartCopy"):
         return [("s3:GetObject", _copy_source(p), {}), ("s3:PutObject", _object(p), {})]
-    return [(_S3_BUCKET[op], bucket, {})]
+    if op == "DeleteObjects":
+        # Authorized per object, as each one's DeleteObject (Service Authorization Reference: DeleteObjects
+        # "requires s3:DeleteObject"; with a version id, s3:DeleteObjectVersion).
+        return [
+            ("s3:DeleteObjectVersion" if o.get("VersionId") else "s3:DeleteObject", _object({**p, "Key": o["Key"]}), {})
+            for o in p["Delete"]["Objects"]
+        ]
+    # A listing's prefix is the s3:prefix condition key (absent when the listing names none).
+    context = {"s3:prefix": p["Prefix"]} if "Prefix" in p else {}
+    return [(_S3_BUCKET[op], bucket, context)]
 
 
 def _ssm(call: Call, account: str, stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:

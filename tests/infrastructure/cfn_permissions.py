@@ -433,7 +433,8 @@ HANDLERS: dict[str, Handlers] = {
         delete=("events:DeleteRule", "events:RemoveTargets", "events:ListTargetsByRule"),
         source=f"{_EVENTS_REPO}/aws-events-rule/aws-events-rule.json@b80553471ed79122e4c9e3a812a2eb8472369b4e",
         # A target with a RoleArn: PutTargets passes the role to EventBridge (API_PutTargets: "you must have
-        # iam:PassRole"); the schema at that commit predates the check.
+        # iam:PassRole"); the schema at that commit predates the check. SAM's Schedule event (the sweep's
+        # hourly rule) targets a Lambda function: no RoleArn, so no iam:PassRole for it.
         extra={"iam:PassRole": "Targets[].RoleArn (API_PutTargets)"},
     ),
     "AWS::SQS::Queue": Handlers(
@@ -570,6 +571,7 @@ ARNS: dict[str, Callable[[Deployed], str]] = {
     "AWS::CodeDeploy::DeploymentGroup": lambda r: _deployment_group(
         r, r.props["ApplicationName"], r.stack.ref(r.logical_id)
     ),
+    "AWS::Events::Rule": lambda r: f"arn:aws:events:{r.region}:{r.account}:rule/{r.props['Name']}",
     "AWS::SNS::TopicPolicy": lambda r: str(r.props["Topics"][0]),
     "AWS::SQS::QueuePolicy": lambda r: _queue_arn(r, r.props["Queues"][0]),
     "AWS::Lambda::EventSourceMapping": lambda r: (
@@ -670,7 +672,9 @@ TARGETS: dict[str, dict[str, Callable[[Deployed, str], list[str]]]] = {
         "lambda:CreateEventSourceMapping": lambda r, phase: ["*"],
         "lambda:TagResource": lambda r, phase: [r.arn],
     },
-    "AWS::Events::Rule": {"iam:PassRole": lambda r, phase: [str(t["RoleArn"]) for t in r.props["Targets"]]},
+    "AWS::Events::Rule": {
+        "iam:PassRole": lambda r, phase: [str(t["RoleArn"]) for t in r.props["Targets"] if "RoleArn" in t]
+    },
 }
 for _kind in [k for k in HANDLERS if k.startswith("AWS::ApiGatewayV2::")]:
     TARGETS.setdefault(_kind, {})["apigateway:POST"] = lambda r, phase: (

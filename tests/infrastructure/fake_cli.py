@@ -101,14 +101,21 @@ def cloudformation(command: str, args: list[str], state: dict[str, Any]) -> int:
 
 
 def sam(args: list[str], state: dict[str, Any]) -> int:
+    functions = {
+        "ApiFunction": "api/rest_api.py",
+        "JobEventsFunction": "workers/stream_consumer.py",
+        "PipelineTaskFunction": "workers/pipeline_task.py",
+        "SweepFunction": "workers/sweep.py",
+    }
     if args[0] == "build":
-        function = Path(".aws-sam/build/ApiFunction/api")
-        function.mkdir(parents=True, exist_ok=True)
-        (function / "rest_api.py").write_text("def lambda_handler(event, context):\n    return {}\n")
+        for function, handler in functions.items():
+            module = Path(".aws-sam/build", function, handler)
+            module.parent.mkdir(parents=True, exist_ok=True)
+            module.write_text("def lambda_handler(event, context):\n    return {}\n")
         Path(".aws-sam/build/template.yaml").write_text("Transform: AWS::Serverless-2016-10-31\n")
     elif args[0] == "package":
-        compiled = list(Path(".aws-sam/build/ApiFunction").rglob("*.pyc"))
-        state["compiled_before_package"] = bool(compiled)
+        compiled = [list(Path(".aws-sam/build", function).rglob("*.pyc")) for function in functions]
+        state["compiled_before_package"] = all(compiled)
         Path(option(args, "--output-template-file")).write_text("Transform: AWS::Serverless-2016-10-31\n")
     else:
         return 2

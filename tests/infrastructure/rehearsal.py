@@ -52,7 +52,7 @@ ARTIFACTS_BUCKET = f"location-detection-artifacts-{ACCOUNT}-{REGION}"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 #: One package for every function (the same CodeUri, src/): sam package uploads it once, by its hash.
 PACKAGE_URI = f"s3://{ARTIFACTS_BUCKET}/location-detection/{COMMIT}/0123456789abcdef0123456789abcdef"
-CODE_URIS = dict.fromkeys(("ApiFunction", "JobEventsFunction", "PipelineTaskFunction"), PACKAGE_URI)
+CODE_URIS = dict.fromkeys(("ApiFunction", "JobEventsFunction", "PipelineTaskFunction", "SweepFunction"), PACKAGE_URI)
 JWT = {"JwtIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example", "JwtAudience": "example-client"}
 #: The optional pipeline (a Step Functions state machine of another stack: Epic 3's).
 PIPELINE = {"PipelineStateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:location-detection-pipeline"}

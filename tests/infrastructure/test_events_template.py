@@ -106,11 +106,35 @@ def test_each_worker_shares_the_code_package_with_a_role_and_log_group_of_its_ow
 
 
 @pytest.mark.parametrize(
-    ("function", "worker"), [("JobEventsFunction", "job_events"), ("PipelineTaskFunction", "job_service")]
+    ("function", "worker", "optional"),
+    [
+        ("JobEventsFunction", "job_events", set()),
+        ("PipelineTaskFunction", "job_service", set()),
+        ("SweepFunction", "sweep", {"METRICS_SERVICE"}),  # its metrics' dimension: SweepErrorsAlarm reads it
+    ],
 )
-def test_each_worker_is_given_exactly_the_settings_it_reads(stack: Stack, function: str, worker: str) -> None:
+def test_each_worker_is_given_exactly_the_settings_it_reads(
+    stack: Stack, function: str, worker: str, optional: set[str]
+) -> None:
     required, _ = WORKERS[worker]
-    assert set(stack.function_environment(function)) == {"ENVIRONMENT", "LOG_LEVEL", *required}
+    assert set(stack.function_environment(function)) == {"ENVIRONMENT", "LOG_LEVEL", *required, *optional}
+
+
+def test_one_process_standing_for_every_function_keeps_the_apis_metric_dimensions(stack: Stack) -> None:
+    """make run, the tests and the operator CLI run every function in one process: the workers' names are
+    added to the API's, but the sweep's ``METRICS_SERVICE`` must not relabel the API's metrics."""
+    merged = stack.process_environment()
+
+    assert stack.function_environment("SweepFunction")["METRICS_SERVICE"] == "sweep"
+    assert "METRICS_SERVICE" not in merged, "the API's default (job-api)"
+    for function in stack.of_type("AWS::Serverless::Function"):
+        own = {k: v for k, v in stack.function_environment(function).items() if k != "METRICS_SERVICE"}
+        assert merged.items() >= own.items(), function
+    sweep = stack.template["Resources"]["SweepFunction"]
+    another = {**sweep, "Properties": {**sweep["Properties"], "Environment": {"Variables": {"JOBS_TABLE": "t"}}}}
+    resources = {**stack.template["Resources"], "SweepFunction": another}
+    with pytest.raises(ValueError, match="JOBS_TABLE"):
+        Stack({**stack.template, "Resources": resources}, {"Environment": "dev"}).process_environment()
 
 
 # -------------------------------------------------------------------------------------- the mapping
@@ -319,7 +343,9 @@ def test_the_consumers_role_reads_the_stream_puts_on_the_bus_and_fills_the_failu
     }
 
 
-def test_the_pipeline_tasks_role_reads_and_updates_jobs_and_writes_results_only(stack: Stack) -> None:
+def test_the_pipeline_tasks_role_reads_and_updates_jobs_writes_results_and_tags_blueprints_only(
+    stack: Stack,
+) -> None:
     results = f"{stack.arn('CacheBucket')}/cache/results/*"
     assert actions(stack, "PipelineTaskFunctionRole") == {
         "logs:CreateLogStream": [stack.arn("PipelineTaskFunctionLogGroup")],
@@ -328,9 +354,14 @@ def test_the_pipeline_tasks_role_reads_and_updates_jobs_and_writes_results_only(
         "xray:PutTelemetryRecords": ["*"],
         "dynamodb:GetItem": [stack.arn("JobsTable")],
         "dynamodb:UpdateItem": [stack.arn("JobsTable")],
+        # The preview's transaction checks that the job is not marked for erasure (docs/erasure.md).
+        "dynamodb:ConditionCheckItem": [stack.arn("JobsTable")],
         "dynamodb:PutItem": [stack.arn("PreviewCacheTable")],
         "s3:PutObject": [results],
         "s3:DeleteObject": [results],
+        "s3:DeleteObjectVersion": [results],
+        # A final transition tags the blueprint for the lifecycle rule expire-final-blueprints.
+        "s3:PutObjectTagging": [f"{stack.arn('BlueprintsBucket')}/blueprints/*"],
     }
 
 

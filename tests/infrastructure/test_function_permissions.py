@@ -11,7 +11,8 @@ and nothing on "*" but X-Ray's two write actions.
 
 To add a scenario: a function in ``SCENARIOS`` (it runs inside the ``aws`` fixture, with the dev stack's
 tables, buckets, parameters and secret). To add a function: its role and scenarios, its CodeUri in
-rehearsal.CODE_URIS (the workers' functions: test_worker_permissions.py, on this module's helpers).
+rehearsal.CODE_URIS (the workers' functions, the sweep's included: test_worker_permissions.py, on this
+module's helpers).
 """
 
 from __future__ import annotations
@@ -37,11 +38,9 @@ from utils import clock
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = rehearsal.ACCOUNT, rehearsal.REGION
 ROLE = "ApiFunctionRole"
-#: What the role grants that no scenario reaches, and the code path that needs it.
-GRANTED_FOR_PATHS_NOT_RUN = {
-    "dynamodb:ConditionCheckItem": "taking over a lapsed upload claim (storage/upload_claims.py _take_over)",
-    "dynamodb:DeleteItem": "releasing an upload claim, abandoning an idempotency record after a 5xx",
-}
+#: What the role grants that no scenario reaches, and the code path that needs it (none: the erasure
+#: scenarios reach the claim's and the idempotency record's deletes and the claim's condition check).
+GRANTED_FOR_PATHS_NOT_RUN: dict[str, str] = {}
 
 
 def created(reply: Any, status: int = 201) -> Any:
@@ -150,6 +149,26 @@ def fail_a_job() -> None:
     ops("jobs", "show", job_id)
 
 
+def erase_jobs_in_every_state(tmp_path: Path) -> None:
+    """A completed job with feedback made under an Idempotency-Key, a processing one, one from an upload."""
+    key = {"Idempotency-Key": "scenario-erase"}
+    completed = created(invoke("POST", "/api/v1/jobs", json_body=create_body(samples.png(extra=b"erase")), headers=key))
+    ops("jobs", "complete", completed["job_id"], "--start", "--result", str(ROOT / "examples" / "result.json"))
+    created(invoke("POST", f"/api/v1/jobs/{completed['job_id']}/feedback", json_body={"rating": 2}))
+    processing = new_job(samples.png(extra=b"erase processing"))
+    ops("jobs", "start", processing)
+    content = samples.png(extra=b"erase upload")
+    upload = created(
+        invoke("POST", "/api/v1/uploads", json_body={"format": "png", "filename": "plan.png", "size": len(content)})
+    )
+    posted = requests.post(upload["url"], data=upload["fields"], files={"file": ("blob", content)}, timeout=10)
+    assert posted.status_code in (200, 201, 204), posted.text
+    from_upload = created(invoke("POST", "/api/v1/jobs", json_body={"blueprint": {"upload_id": upload["upload_id"]}}))
+    for job_id in (completed["job_id"], processing, from_upload["job_id"]):
+        assert created(invoke("POST", f"/api/v1/jobs/{job_id}/erase"), 200)["job_id"] == job_id
+    assert invoke("POST", f"/api/v1/jobs/{processing}/erase").status == 404
+
+
 SCENARIOS: dict[str, Callable[..., None]] = {
     "health": health,
     "create from JSON and a data URL": create_from_json_and_data_url,
@@ -160,6 +179,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "read, list and cancel": read_list_and_cancel,
     "complete, read, give feedback": complete_read_and_give_feedback,
     "fail a job": fail_a_job,
+    "erase jobs in every state": erase_jobs_in_every_state,
 }
 
 
@@ -259,6 +279,24 @@ def test_what_lambda_does_with_the_role_is_allowed(simulator: Simulator, transla
     assert evaluate(simulator, translated_dev, runtime, boundary=True) == []
 
 
+@pytest.mark.parametrize("role", ["ApiFunctionRole", "SweepFunctionRole"])
+def test_an_erasing_role_may_not_list_a_whole_bucket_nor_touch_what_is_not_a_jobs(
+    simulator: Simulator, translated_dev: Stack, role: str
+) -> None:
+    """The erasure grants, scoped: versions listed one job's prefix at a time, deleted under job prefixes."""
+    blueprints = translated_dev.properties("BlueprintsBucket")["BucketName"]
+    forbidden = [
+        Request("s3:ListBucketVersions", f"arn:aws:s3:::{blueprints}", {}),
+        Request("s3:ListBucketVersions", f"arn:aws:s3:::{blueprints}", {"s3:prefix": "blueprints/"}),
+        Request("s3:DeleteObjectVersion", f"arn:aws:s3:::{blueprints}/elsewhere/x"),
+        Request("s3:PutBucketVersioning", f"arn:aws:s3:::{blueprints}"),
+        Request("s3:PutLifecycleConfiguration", f"arn:aws:s3:::{blueprints}"),
+    ]
+    principal, identity = translated_dev.arn(role), role_policies(translated_dev, role)
+    decided = simulator.evaluate(principal, ACCOUNT, Policies(identity), forbidden)
+    assert [d.request.describe() for d in decided if d.allowed] == []
+
+
 @pytest.mark.parametrize("name", ["dev", "prod"])
 def test_codedeploy_may_shift_the_alias_and_read_the_canary_alarms_within_the_boundary(
     simulator: Simulator, name: str
@@ -347,6 +385,23 @@ def test_the_recorded_calls_are_mapped_as_iam_sees_them(translated_dev: Stack) -
         (
             Call("s3", "DeleteObject", {"Bucket": "b", "Key": "k", "VersionId": "v"}, REGION),
             [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")],
+        ),
+        (
+            Call(
+                "s3",
+                "DeleteObjects",
+                {"Bucket": "b", "Delete": {"Objects": [{"Key": "j/a", "VersionId": "v"}, {"Key": "j/b"}]}},
+                REGION,
+            ),
+            [("s3:DeleteObjectVersion", "arn:aws:s3:::b/j/a"), ("s3:DeleteObject", "arn:aws:s3:::b/j/b")],
+        ),
+        (
+            Call("s3", "ListObjectVersions", {"Bucket": "b", "Prefix": "j/"}, REGION),
+            [("s3:ListBucketVersions", "arn:aws:s3:::b")],
+        ),
+        (
+            Call("s3", "PutObjectTagging", {"Bucket": "b", "Key": "k"}, REGION),
+            [("s3:PutObjectTagging", "arn:aws:s3:::b/k")],
         ),
         (
             Call("ssm", "GetParametersByPath", {"Path": "/location-detection/dev/"}, REGION),

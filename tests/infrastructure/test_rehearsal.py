@@ -45,6 +45,13 @@ EXPECTED_RESOURCES = {
     "ServerlessDeploymentApplication": "AWS::CodeDeploy::Application",
     "ApiFunctionDeploymentGroup": "AWS::CodeDeploy::DeploymentGroup",
     "DeploymentRole": "AWS::IAM::Role",
+    # The hourly sweep: its function, role and log group; SAM's Schedule event becomes an EventBridge rule
+    # and the permission for EventBridge to invoke the function.
+    "SweepFunction": "AWS::Lambda::Function",
+    "SweepFunctionRole": "AWS::IAM::Role",
+    "SweepFunctionLogGroup": "AWS::Logs::LogGroup",
+    "SweepFunctionHourly": "AWS::Events::Rule",
+    "SweepFunctionHourlyPermission": "AWS::Lambda::Permission",
     "JobsTable": "AWS::DynamoDB::Table",
     "PreviewCacheTable": "AWS::DynamoDB::Table",
     "BlueprintsBucket": "AWS::S3::Bucket",
@@ -82,6 +89,7 @@ EXPECTED_RESOURCES = {
             "JobEventsIteratorAgeAlarm",
             "JobEventsFailedAlarm",
             "JobEventsErrorsAlarm",
+            "SweepErrorsAlarm",
         ),
         "AWS::CloudWatch::Alarm",
     ),
@@ -370,12 +378,21 @@ def test_the_tables_have_the_contracts_keys_index_and_billing(created: MotoStack
     assert physical_id(created, "JobsTable") == names["JOBS_TABLE"]
     assert jobs["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
     assert cache["KeySchema"] == [{"AttributeName": "blueprint_hash", "KeyType": "HASH"}]
-    (index,) = jobs["GlobalSecondaryIndexes"]
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in jobs["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"owner-created-index", "lookup-index"}
+    assert indexes["owner-created-index"]["KeySchema"] == [
         {"AttributeName": "owner_id", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes["owner-created-index"]["Projection"] == {"ProjectionType": "ALL"}
+    # What the sweep and a client's erasure find without a Scan (src/storage/lookups.py).
+    assert indexes["lookup-index"]["KeySchema"] == [
+        {"AttributeName": "lookup_key", "KeyType": "HASH"},
+        {"AttributeName": "lookup_at", "KeyType": "RANGE"},
+    ]
+    assert indexes["lookup-index"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    types = {a["AttributeName"]: a["AttributeType"] for a in jobs["AttributeDefinitions"]}
+    assert (types["lookup_key"], types["lookup_at"]) == ("S", "N")
     for table in (jobs, cache):
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -475,9 +492,14 @@ def test_the_alarm_topic_is_encrypted_with_its_own_key(created: MotoStack) -> No
 def test_the_log_groups_keep_logs_for_their_environments_time(created: MotoStack) -> None:
     groups = {g["logGroupName"]: g for g in client("logs").describe_log_groups()["logGroups"]}
     days = {"dev": 14, "prod": 90}[environment(created)]
-    for logical_id in ("ApiFunctionLogGroup", "ApiAccessLogGroup", "JobEventsFunctionLogGroup"):
+    for logical_id in (
+        "ApiFunctionLogGroup",
+        "ApiAccessLogGroup",
+        "JobEventsFunctionLogGroup",
+        "PipelineTaskFunctionLogGroup",
+        "SweepFunctionLogGroup",
+    ):
         assert groups[physical_id(created, logical_id)]["retentionInDays"] == days, logical_id
-    assert groups[physical_id(created, "PipelineTaskFunctionLogGroup")]["retentionInDays"] == days
 
 
 # ------------------------------------------------------------------------------------------ job events
@@ -489,6 +511,7 @@ def test_the_workers_are_translated_with_the_shared_package_their_own_roles_and_
     for function, handler, role in (
         ("JobEventsFunction", "workers.stream_consumer.lambda_handler", "JobEventsFunctionRole"),
         ("PipelineTaskFunction", "workers.pipeline_task.lambda_handler", "PipelineTaskFunctionRole"),
+        ("SweepFunction", "workers.sweep.lambda_handler", "SweepFunctionRole"),
     ):
         props = stack.properties(function)
         assert props["Code"] == {"S3Bucket": bucket, "S3Key": key}, "one package, the API's"
@@ -548,3 +571,29 @@ def test_the_pipeline_rule_exists_only_with_a_pipeline_and_starts_it_through_its
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "events.amazonaws.com"}
     assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == rule["Arn"]
+
+
+def test_the_sweep_runs_hourly_with_its_own_role_and_the_stacks_names(created: MotoStack) -> None:
+    env_name = environment(created)
+    config = client("lambda").get_function_configuration(FunctionName=f"location-detection-{env_name}-sweep")
+    variables = config["Environment"]["Variables"]
+    rule = client("events").describe_rule(Name=f"location-detection-{env_name}-sweep")
+    (target,) = client("events").list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    policy = client("lambda").get_policy(FunctionName=config["FunctionName"])
+    (statement,) = json.loads(policy["Policy"])["Statement"]
+
+    assert (config["Handler"], config["Runtime"], config["Timeout"]) == (
+        "workers.sweep.lambda_handler",
+        "python3.11",
+        300,
+    )
+    assert config["Role"].endswith("/" + physical_id(created, "SweepFunctionRole"))
+    data = ("JOBS_TABLE", "PREVIEW_CACHE_TABLE", "BLUEPRINTS_BUCKET", "CACHE_BUCKET")
+    assert {name: variables[name] for name in data} == {name: contract(env_name)[name] for name in data}
+    assert str(variables["BLUEPRINT_RETENTION_DAYS"]) == "7"  # moto keeps the number a number
+    assert (rule["ScheduleExpression"], rule["State"]) == ("rate(1 hour)", "ENABLED")
+    assert target["Arn"] == config["FunctionArn"]
+    assert (statement["Principal"], statement["Condition"]["ArnLike"]["AWS:SourceArn"]) == (
+        {"Service": "events.amazonaws.com"},
+        rule["Arn"],
+    )

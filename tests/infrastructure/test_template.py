@@ -200,7 +200,10 @@ def test_one_http_api_with_no_generated_body(stack: Stack) -> None:
     assert stack.of_type("AWS::Serverless::HttpApi") == {}
     assert stack.of_type("AWS::Serverless::Api") == {}
     for function in stack.of_type("AWS::Serverless::Function"):
-        assert "Events" not in function_properties(stack, function), "function events make SAM generate a body"
+        events = function_properties(stack, function).get("Events", {})
+        kinds = {event["Type"] for event in events.values()}
+        assert not kinds & {"Api", "HttpApi"}, f"{function}: API events make SAM generate a body"
+    assert "Events" not in function_properties(stack), "the API function has no events at all"
 
 
 def test_the_default_stage_deploys_itself_and_is_throttled_by_parameters(stack: Stack) -> None:
@@ -477,12 +480,44 @@ def test_function_role_may_write_traces_and_nothing_else_of_x_ray(stack: Stack) 
     assert {action for action in xray if action.startswith("xray:")} == XRAY_WRITE_ACTIONS
 
 
-def test_function_role_cannot_destroy_object_versions_or_bucket_settings(stack: Stack) -> None:
-    """Versioning is the buckets' undo: the function can delete an object, never its earlier versions."""
-    actions = {action for statement in role_statements(stack) for action in as_list(statement["Action"])}
-    s3_actions = {action for action in actions if action.startswith("s3:")}
+#: Where an erasure deletes versions: a job's (or an upload's) objects, and nothing else of the buckets.
+ERASURE_PREFIXES = {
+    "BlueprintsBucket": ("blueprints/", "uploads/"),
+    "CacheBucket": ("cache/results/", "feedback/"),
+}
+ERASURE_LISTINGS = ["blueprints/job_*/", "uploads/upl_*/", "cache/results/job_*/", "feedback/job_*/"]
 
-    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+
+@pytest.mark.parametrize("role", ["ApiFunctionRole", "SweepFunctionRole"])
+def test_function_roles_destroy_versions_only_of_job_objects_and_never_bucket_settings(
+    env_stack: Stack, role: str
+) -> None:
+    """Erasure deletes every version of a job's objects (docs/erasure.md): the role may do that under the job
+    prefixes only, list versions only one job's or upload's prefix at a time, and change no bucket setting
+    (versioning, lifecycle, policy)."""
+    statements = env_stack.resolve(role_statements(env_stack, role))
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, []).append(statement)
+    s3_actions = {action for action in by_action if action.startswith("s3:")}
+    erasure = {"s3:ListBucketVersions", "s3:DeleteObjectVersion"}
+
+    expected = erasure | (
+        {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:PutObjectTagging"}
+        if role == "ApiFunctionRole"
+        else set()
+    )
+    assert s3_actions == expected
+    (deletes,) = by_action["s3:DeleteObjectVersion"]
+    assert sorted(as_list(deletes["Resource"])) == sorted(
+        f"{arn_of(env_stack, bucket)}/{prefix}*" for bucket, prefixes in ERASURE_PREFIXES.items() for prefix in prefixes
+    )
+    (listing,) = by_action["s3:ListBucketVersions"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ERASURE_LISTINGS}}, "one job's prefix at a time"
+    if role == "ApiFunctionRole":
+        (tagging,) = by_action["s3:PutObjectTagging"]
+        assert as_list(tagging["Resource"]) == [f"{arn_of(env_stack, 'BlueprintsBucket')}/blueprints/*"]
 
 
 def test_function_role_decrypts_the_secret_key_only_through_secrets_manager(env_stack: Stack) -> None:
@@ -508,7 +543,9 @@ def test_function_role_reaches_only_its_own_tables_buckets_parameters_secret_and
     secret = env_stack.resolve({"Ref": "ApiKeysSecret"})
     secret_key = arn_of(env_stack, "ApiKeysSecretKey")
     log_group = arn_of(env_stack, "ApiFunctionLogGroup")
-    allowed = {
+    prefixes = {"blueprints": ("blueprints/", "uploads/"), "cache": ("cache/results/", "feedback/")}
+    erasure = {f"arn:aws:s3:::{buckets[suffix]}/{prefix}*" for suffix in prefixes for prefix in prefixes[suffix]}
+    allowed = erasure | {
         "*",  # X-Ray's two write actions only (test_function_role_grants_no_wildcard_resource_or_action)
         f"{table}-jobs",
         f"{table}-jobs/index/*",
@@ -648,3 +685,49 @@ def test_api_routes_take_an_optional_jwt_authorizer(stack: Stack) -> None:
         "Issuer": "https://issuer.example",
         "Audience": ["a"],
     }
+
+
+# ------------------------------------------------------------------------------------ retention (issue 18)
+@pytest.mark.parametrize(("value", "dev_days", "prod_days"), [("0", 14, 90), ("30", 30, 30), ("1", 1, 1)])
+def test_access_log_retention_is_a_parameter_defaulting_to_the_environments(
+    stack: Stack, value: str, dev_days: int, prod_days: int
+) -> None:
+    """Access logs hold clients' IP addresses: how long they stay is the operator's to choose."""
+    parameter = stack.template["Parameters"]["AccessLogRetentionDays"]
+    assert (parameter["Type"], parameter["Default"]) == ("Number", 0)
+    for environment, days in (("dev", dev_days), ("prod", prod_days)):
+        chosen = Stack(stack.template, {"Environment": environment, "AccessLogRetentionDays": value})
+        assert int(chosen.properties("ApiAccessLogGroup")["RetentionInDays"]) == days, environment
+        assert chosen.properties("ApiFunctionLogGroup")["RetentionInDays"] == {"dev": 14, "prod": 90}[environment]
+
+
+@pytest.mark.parametrize("days", ["7", "2"])
+def test_finished_blueprints_expire_after_the_retention_parameter_and_the_functions_know_it(
+    stack: Stack, days: str
+) -> None:
+    parameter = stack.template["Parameters"]["BlueprintRetentionDays"]
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (7, 1, 30)
+    chosen = Stack(stack.template, {"Environment": "dev", "BlueprintRetentionDays": days})
+    (final,) = [r for r in lifecycle_rules(chosen, "BlueprintsBucket") if r["Id"] == "expire-final-blueprints"]
+
+    assert final["Prefix"] == "blueprints/"
+    assert final["TagFilters"] == [{"Key": "retention", "Value": "final"}]
+    assert int(final["ExpirationInDays"]) == int(days)
+    assert final["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # Every function that makes a final transition or runs the sweep computes the due date from it.
+    for function in ("ApiFunction", "PipelineTaskFunction", "SweepFunction"):
+        assert chosen.function_environment(function)["BLUEPRINT_RETENTION_DAYS"] == days, function
+
+
+def test_results_expire_with_the_jobs_life(stack: Stack) -> None:
+    (results,) = [r for r in lifecycle_rules(stack, "CacheBucket") if r.get("Prefix") == "cache/results/"]
+    assert results["ExpirationInDays"] == 7
+    assert results["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+
+
+def test_the_sweep_runs_hourly_as_the_retention_assumes(stack: Stack) -> None:
+    from services.retention import SWEEP_INTERVAL_SECONDS
+
+    event = raw_properties(stack, "SweepFunction")["Events"]["Hourly"]
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == f"rate({SWEEP_INTERVAL_SECONDS // 3600} hour)"

@@ -9,6 +9,8 @@ does the same for the API's function, and has the machinery: ``aws_calls``, ``ia
 - The pipeline's task handler (``PipelineTaskFunctionRole``): what Step Functions' tasks make it do.
 - The pipeline rule's role (``PipelineStartRole``, with ``PipelineStateMachineArn``): start that state
   machine, nothing else.
+- The hourly sweep (``SweepFunctionRole``): finish an erasure cut short after its mark, end a blueprint's
+  retention (docs/erasure.md).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from tests.infrastructure.aws_calls import Call, lambda_runtime_requests, record
 from tests.infrastructure.iam_simulator import Policies, Request, Simulator, refused
 from tests.infrastructure.test_function_permissions import boundary_policy, evaluate, requests_of, role_policies
 from utils import aws as aws_clients
-from workers import pipeline_task, stream_consumer
+from utils import clock as clocks
+from workers import pipeline_task, stream_consumer, sweep
 
 ACCOUNT, REGION = rehearsal.ACCOUNT, rehearsal.REGION
 RESULT = {"rooms": [{"id": "room_1", "bounding_box": [0, 0, 10, 10]}], "model_version": "m-1"}
@@ -41,7 +44,9 @@ GRANTED_FOR_PATHS_NOT_RUN = {
     },
     "PipelineTaskFunctionRole": {
         "s3:DeleteObject": "a completion that loses to a cancel deletes its result (services/job_service.py)",
+        "s3:DeleteObjectVersion": "the same, by the version it wrote (when S3 answered the put with one)",
     },
+    "SweepFunctionRole": {},
 }
 
 
@@ -115,11 +120,46 @@ def pipeline_fails_and_is_refused() -> Callable[[], None]:
     return act
 
 
+def sweep_finishes_an_erasure_and_ends_a_retention() -> Callable[[], None]:
+    """A completed job with feedback whose erasure was cut short after its mark, and a job whose retention
+    ended: the sweep (run later, recorded) finishes the one and deletes the other's blueprint."""
+    from api.dependencies import get as api_dependencies
+    from workers import dependencies as worker_dependencies
+
+    interrupted = new_job(b"permissions: sweep, an interrupted erasure")
+    task(action="start", job_id=interrupted)
+    task(action="complete", job_id=interrupted, result=RESULT)
+    reply = invoke("POST", f"/api/v1/jobs/{interrupted}/feedback", json_body={"rating": 1})
+    assert reply.status == 201, reply.body
+    stores = api_dependencies().stores
+    job = stores.jobs_table.get(interrupted)
+    assert job is not None
+    stores.marks.mark(job, int(clocks.wall_time()) - 3600)  # marked an hour ago, then nothing
+    new_job(b"permissions: sweep, a retention")
+    worker_dependencies.reset()
+
+    def act() -> None:
+        later = clocks.wall_time() + 8 * 24 * 3600  # past the second job's expiry
+        saved, clocks.wall_source = clocks.wall_source, lambda: later
+        try:
+            report = sweep.lambda_handler({}, LambdaContext("location-detection-dev-sweep", 300))
+        finally:
+            clocks.wall_source = saved
+        assert (report["erasures_finished"], report["blueprints_expired"], report["failures"]) == (1, 1, 0), report
+
+    return act
+
+
 SCENARIOS: dict[str, tuple[str, str, Callable[[], Callable[[], None]]]] = {
     "the consumer publishes": ("JobEventsFunctionRole", "JobEventsFunction", consumer_publishes),
     "the consumer gives up on a batch": ("JobEventsFunctionRole", "JobEventsFunction", consumer_gives_up_on_a_batch),
     "the pipeline completes a job": ("PipelineTaskFunctionRole", "PipelineTaskFunction", pipeline_completes),
     "the pipeline fails a job": ("PipelineTaskFunctionRole", "PipelineTaskFunction", pipeline_fails_and_is_refused),
+    "the sweep finishes an erasure and ends a retention": (
+        "SweepFunctionRole",
+        "SweepFunction",
+        sweep_finishes_an_erasure_and_ends_a_retention,
+    ),
 }
 
 
@@ -175,7 +215,7 @@ def test_the_role_grants_nothing_its_function_does_not_use(
     assert set(GRANTED_FOR_PATHS_NOT_RUN[role]) <= granted
 
 
-@pytest.mark.parametrize("role", ["JobEventsFunctionRole", "PipelineTaskFunctionRole"])
+@pytest.mark.parametrize("role", ["JobEventsFunctionRole", "PipelineTaskFunctionRole", "SweepFunctionRole"])
 def test_nothing_is_granted_on_star_but_x_rays_two_write_actions(role: str, translated_dev: Stack) -> None:
     on_star = {
         action

@@ -390,7 +390,7 @@ def test_the_smoke_selection_is_the_deployable_e2e_tests_only() -> None:
 
     # Local-only modules (the server's own limits, ops --local, the README against localhost, schemathesis)
     # stay out; what is in talks to API_URL through the api_url / client fixtures only.
-    assert set(marked) == {"test_api_http.py", "test_clients_http.py", "test_uploads_http.py"}
+    assert set(marked) == {"test_api_http.py", "test_clients_http.py", "test_uploads_http.py", "test_erasure_http.py"}
     for module, tests in marked.items():
         assert "local_server" not in (ROOT / "tests" / "e2e" / module).read_text(encoding="utf-8"), module
         for test, fixtures in tests.items():

@@ -475,7 +475,10 @@ class FailsPreviewTable(FaultyClient):
             return attr
 
         def call(**kwargs: Any) -> Any:
-            if kwargs.get("TableName") == PREVIEWS:
+            tables = {kwargs.get("TableName")} | {
+                part.get("TableName") for item in kwargs.get("TransactItems", []) for part in item.values()
+            }
+            if PREVIEWS in tables:
                 self.preview_calls += 1
                 raise self.fault()
             return attr(**kwargs)
@@ -499,7 +502,8 @@ def test_a_failing_preview_read_still_creates_the_job(aws: Stack, clock: FakeClo
 
 def test_a_failing_preview_write_still_completes_the_job(s3: Any, dynamodb: Any, clock: FakeClock) -> None:
     job = processing_job()
-    faulty = FailsPreviewTable(boto3.client("dynamodb", region_name="us-east-1"), "put_item", server_error)
+    # The preview is written in one transaction with a check of the job's record (never for an erased job).
+    faulty = FailsPreviewTable(boto3.client("dynamodb", region_name="us-east-1"), "transact_write_items", server_error)
     aws_clients.set_client("dynamodb", faulty)
 
     completed = service().complete_job(job["job_id"], RESULT)

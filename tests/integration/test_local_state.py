@@ -74,9 +74,8 @@ class Run:
         self.restored = self.state.restore(self.stack, "", lambda: provision(self.stack))
         merge_api_keys(self.stack, TEST_KEYS, replaced=self.restored.dev_api_keys)
         self.state.dev_api_keys = list(TEST_KEYS)
-        for function in stack.of_type("AWS::Serverless::Function"):
-            for key, value in stack.function_environment(function).items():
-                os.environ[key] = value
+        for key, value in stack.process_environment().items():
+            os.environ[key] = value
         for reset in (aws_clients.reset_clients, dependencies.reset, worker_dependencies.reset):
             reset()
         secrets._store = None

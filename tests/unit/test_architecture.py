@@ -200,6 +200,7 @@ def test_only_the_settings_read_the_environment() -> None:
         ("workers.x", "from api.http import ok\n", "workers.x:1 imports api.http (workers may not import api)"),
         ("api.x", "from workers import dependencies\n", "api.x:1 imports workers (api may not import workers)"),
         ("services.x", "import workers.stream_consumer\n", "services.x:1 imports workers.stream_consumer"),
+        ("workers.x", "from storage import Stores\n", "workers.x:1 imports storage (workers may not import storage)"),
         ("scripts.x", "import os\n", "scripts.x: in no layer of the rules"),
     ],
 )
@@ -215,6 +216,8 @@ def test_the_checker_fails_on_a_deliberate_violation(module: str, source: str, e
         ("api.dependencies", "from storage import Stores\n"),  # the one exception
         ("workers.dependencies", "from storage.event_bus import EventBus\n"),  # and the workers' one
         ("workers.stream_consumer", "from services.job_events import JobEvents\nfrom utils import retry\n"),
+        ("workers.dependencies", "from storage import Stores\n"),
+        ("workers.sweep", "from services.sweep import Sweep\nfrom workers import dependencies\n"),
         ("api.handlers.jobs", "from services.job_service import JobService\nfrom models.job import Job\n"),
         ("services.x", "from storage.jobs_table import JobsTable\nfrom utils import retry\n"),
         ("storage.x", "from models.job import Job\nimport boto3\nfrom botocore.exceptions import ClientError\n"),

@@ -24,6 +24,7 @@ from services import job_service as job_service_module
 from services.job_creation import BlueprintFile, JobCreation
 from services.job_service import JobService
 from services.previews import PREVIEW_TTL_SECONDS, PreviewService
+from services.retention import BlueprintRetention
 from services.runtime_config import RuntimeConfig
 from storage.cache_store import result_key
 from tests import samples
@@ -33,6 +34,7 @@ from utils.errors import InvalidRequest, ServiceUnavailable
 NOW = 1_795_302_900.0  # 2026-11-21T23:15:00Z
 CONFIG = RuntimeConfig(max_upload_bytes=1024 * 1024, presign_expiry_seconds=300)
 ALICE = RequestInfo("req_1", "corr_1", "cli_alice")
+RETENTION_DAYS = 2
 RESULT = {"rooms": [{"id": "room_1", "bounding_box": [0, 0, 10, 10]}], "model_version": "m-1"}
 
 
@@ -47,11 +49,19 @@ class World:
         self.preview_cache = FakePreviewCache()
         previews = PreviewService(self.preview_cache)  # type: ignore[arg-type]
         self.hex = iter(f"{n:016x}" for n in range(1, 1000))
+        self.retention = BlueprintRetention(
+            self.blueprints,  # type: ignore[arg-type]
+            self.blueprints,  # type: ignore[arg-type]
+            self.jobs_table,  # type: ignore[arg-type]
+            self.jobs_table,  # type: ignore[arg-type]
+            RETENTION_DAYS,
+        )
         self.service = JobService(
             self.jobs_table,  # type: ignore[arg-type]
             self.cache,  # type: ignore[arg-type]
             previews,
             CONFIG,
+            retention=self.retention,
             clock=lambda: self.now,
         )
         self.creation = JobCreation(

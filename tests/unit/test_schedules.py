@@ -51,10 +51,14 @@ def test_every_enabled_schedule_event_of_a_function_is_found() -> None:
     assert found == [Scheduled("timer-TimerFunction", "workers.timer.lambda_handler", 3600, 30, "rate(1 hour)")]
 
 
-def test_the_templates_own_schedules_name_handlers_that_exist() -> None:
+def test_the_templates_sweep_is_run_hourly_with_its_real_handler() -> None:
     scheduler = Scheduler(scheduled_functions(Stack(load_template(), {"Environment": "dev"})))
-    for function in scheduler.functions:
-        assert callable(scheduler.resolve(function.handler)), function
+    assert [(f.function_name, f.handler, f.seconds) for f in scheduler.functions] == [
+        ("location-detection-dev-sweep", "workers.sweep.lambda_handler", 3600)
+    ]
+    from workers.sweep import lambda_handler
+
+    assert scheduler.resolve(scheduler.functions[0].handler) is lambda_handler
 
 
 def test_a_run_gets_a_scheduled_event_and_a_failing_one_does_not_stop_the_timer() -> None:

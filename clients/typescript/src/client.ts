@@ -248,7 +248,8 @@ export class LocationDetectionClient {
 
   /**
    * Contract, "Erasure": removes everything stored for the job; afterwards it is 404 like any unknown job.
-   * (`POST /api/v1/jobs/{job_id}/erase`; the API serves it from issue 18 on.) Retried only on 429 and
+   * A pending or processing job is cancelled first; an erasure cut short by a 503 is finished by calling
+   * this again. (`POST /api/v1/jobs/{job_id}/erase`.) Retried only on 429 and
    * 409 `IDEMPOTENCY_IN_PROGRESS`: after a lost answer a retry would read 404.
    */
   async eraseJob(jobId: string, signal?: AbortSignal): Promise<ErasedJob> {

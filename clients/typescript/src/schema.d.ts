@@ -98,6 +98,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{job_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A job id; anything else is 400 `INVALID_JOB_ID`. */
+                job_id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase a job and everything stored for it
+         * @description Removes every S3 version of the blueprint and of the upload it came from, the result, the feedback files, the preview entry made from the job, the idempotency record whose kept answer names it, and the job record. A `pending` or `processing` job is cancelled first (the pipeline sees the cancellation and can no longer complete it); while a completion is writing its result the erasure waits for it (a few seconds at most, then 409 `CONFLICT`: retry). From the request on the job is 404 `JOB_NOT_FOUND` to every other call. Idempotent in effect: a retry after a 503 finishes the work and answers 200; erasing a fully erased (or unknown, expired, or another client's) job is 404. Not under `Idempotency-Key`. No request body.
+         */
+        post: operations["eraseJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/uploads": {
         parameters: {
             query?: never;
@@ -400,6 +423,16 @@ export interface components {
         HealthEnvelope: components["schemas"]["SuccessEnvelope"] & {
             data?: components["schemas"]["Health"];
         };
+        ErasedJob: {
+            job_id: components["schemas"]["JobId"];
+            /** @description When the erasure finished (the job's record was deleted). */
+            erased_at: components["schemas"]["Timestamp"];
+            /** @description Stored S3 object versions this request deleted (blueprint, upload, result, feedback; delete markers are not counted). A retry that finishes an interrupted erasure counts the ones it deleted itself. */
+            objects_deleted: number;
+        };
+        ErasedJobEnvelope: components["schemas"]["SuccessEnvelope"] & {
+            data?: components["schemas"]["ErasedJob"];
+        };
     };
     responses: {
         /** @description The request is invalid: `INVALID_REQUEST` (malformed JSON, wrong types, missing or unknown fields, bad base64, empty file, bad query parameter or header; `details.field`), `INVALID_FILE_FORMAT` (`details.received_format`, `details.detected_format`), `INVALID_JOB_ID` or `INVALID_CURSOR`. */
@@ -451,7 +484,7 @@ export interface components {
                 };
             };
         };
-        /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+        /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
         Conflict: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -798,7 +831,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1028,6 +1061,55 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    eraseJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The client's id for tracing across systems. Echoed in `X-Correlation-ID`, logged and stored on a created job when it is 1 to 128 of `A-Z a-z 0-9 . _ : / = + -` (`^[A-Za-z0-9._:/=+-]{1,128}$`); any other value is ignored (not refused) and the request id is used instead. */
+                "X-Correlation-ID"?: components["parameters"]["CorrelationId"];
+            };
+            path: {
+                /** @description A job id; anything else is 400 `INVALID_JOB_ID`. */
+                job_id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job is erased. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "success",
+                     *       "data": {
+                     *         "job_id": "job_20261121T231500_9f2c4e7a1b3d5f60",
+                     *         "erased_at": "2026-11-22T08:00:00Z",
+                     *         "objects_deleted": 3
+                     *       },
+                     *       "meta": {
+                     *         "request_id": "req_20261122T080000_k3j9x2",
+                     *         "api_version": "v1"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErasedJobEnvelope"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     createUpload: {
         parameters: {
             query?: never;
@@ -1086,7 +1168,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];

@@ -1,8 +1,8 @@
 /**
  * The public types of the client. Everything the OpenAPI document describes comes from the generated
  * `schema.d.ts` (`npm run generate`); what the contract promises but the API does not serve yet (job
- * timing and progress, erasure, webhooks) is written here by hand from `shared/API_CONTRACT.md`, and
- * gives way to the generated types once `src/api/openapi.json` carries it.
+ * timing and progress, webhooks) is written here by hand from `shared/API_CONTRACT.md`, and gives way to
+ * the generated types once `src/api/openapi.json` carries it (as erasure did).
  */
 import type { components } from "./schema.js";
 
@@ -32,11 +32,7 @@ export type Health = Schemas["Health"];
 export type Preview = Schemas["Preview"];
 
 /** `POST /api/v1/jobs/{job_id}/erase` (contract, "Erasure"). */
-export interface ErasedJob {
-  job_id: string;
-  erased_at: string;
-  objects_deleted: number;
-}
+export type ErasedJob = Schemas["ErasedJob"];
 
 export type WebhookEventType =
   | "job.created"

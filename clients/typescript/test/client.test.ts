@@ -262,6 +262,45 @@ describe("the other calls", () => {
     assert.equal(started.length, 1);
   });
 
+  test("eraseJob answers the receipt; the job is then 404, to a second erase too", async () => {
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "erase.png" });
+    await ops(api, "complete", job.job_id, "--start", "--result", EXAMPLE_RESULT);
+    await alice.submitFeedback(job.job_id, { rating: 3 });
+
+    const erased = await alice.eraseJob(job.job_id);
+
+    assert.deepEqual(Object.keys(erased).sort(), ["erased_at", "job_id", "objects_deleted"]);
+    assert.equal(erased.job_id, job.job_id);
+    assert.equal(erased.objects_deleted, 3, "the blueprint, the result and the feedback");
+    assert.match(erased.erased_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    const read = await alice.getJob(job.job_id).catch((e: unknown) => e);
+    assert.ok(read instanceof ApiError);
+    assert.equal(read.code, "JOB_NOT_FOUND");
+    const again = await alice.eraseJob(job.job_id).catch((e: unknown) => e);
+    assert.ok(again instanceof ApiError);
+    assert.equal(again.status, 404);
+  });
+
+  test("another client's job is 404 to eraseJob and stays", async () => {
+    const bob = createClient({ baseUrl: api.url, apiKey: KEYS[1] });
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "not-bobs.png" });
+    const refused = await bob.eraseJob(job.job_id).catch((e: unknown) => e);
+    assert.ok(refused instanceof ApiError);
+    assert.equal(refused.code, "JOB_NOT_FOUND");
+    assert.equal((await alice.getJob(job.job_id)).status, "pending");
+  });
+
+  test("a processing job is cancelled first: the pipeline can no longer complete it", async () => {
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "processing.png" });
+    await ops(api, "start", job.job_id);
+
+    assert.equal((await alice.eraseJob(job.job_id)).objects_deleted, 1);
+
+    const late = await ops(api, "complete", job.job_id, "--result", EXAMPLE_RESULT).catch((e: unknown) => e);
+    assert.ok(late instanceof Error, "the operator CLI exits 1");
+    assert.match(String((late as { stderr?: string }).stderr), /not found/);
+  });
+
   test("health answers without a key", async () => {
     const health = await createClient({ baseUrl: api.url, apiKey: "" }).health();
     assert.equal(health.status, "healthy");

@@ -1,4 +1,4 @@
-"""``/api/v1/jobs``: create (a file in the request, or a finished upload), list, get, cancel."""
+"""``/api/v1/jobs``: create (a file in the request, or a finished upload), list, get, cancel, erase."""
 
 from __future__ import annotations
 
@@ -34,3 +34,10 @@ def get_job(request: Request, deps: Dependencies) -> dict[str, Any]:
 def cancel_job(request: Request, deps: Dependencies) -> dict[str, Any]:
     view = deps.job_service().cancel_job(request.path_params["job_id"], request.client_id)
     return ok(request, view.to_public())
+
+
+def erase_job(request: Request, deps: Dependencies) -> dict[str, Any]:
+    """Not under Idempotency-Key: an erasure is idempotent in effect (a retry finishes it, then 404)."""
+    actor = f"client:{request.client_id}"
+    receipt = deps.erasure().erase_job(request.path_params["job_id"], request.client_id, actor=actor)
+    return ok(request, receipt.to_public())

@@ -137,7 +137,7 @@ class Client:
         return self._data("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}", idempotent=True)
 
     def erase_job(self, job_id: str) -> Json:
-        """The contract's ``POST /api/v1/jobs/{job_id}/erase`` (served from issue 18 on). Not retried after a
+        """The contract's ``POST /api/v1/jobs/{job_id}/erase``: the receipt. Not retried after a
         lost answer: the retry would read 404 for a job that is gone."""
         return self._data("POST", f"/api/v1/jobs/{quote(job_id, safe='')}/erase", idempotent=False)
 
