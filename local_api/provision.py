@@ -243,3 +243,23 @@ def provision_api_keys(
     current = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
     document = {**(current if isinstance(current, dict) else {}), **api_keys_document(keys)}
     client.put_secret_value(SecretId=name, SecretString=json.dumps(document))
+
+
+def merge_api_keys(
+    stack: Stack, keys: dict[str, tuple[str, str]], replaced: list[str], endpoint_url: str | None = None
+) -> None:
+    """Put these keys in the emulated api-keys secret beside the ones it holds (a restored state's: keys
+    made with ``ops keys create``), dropping the ``replaced`` keys (the previous run's printed keys)."""
+    from services.auth import hash_key
+
+    client = boto3.session.Session(region_name=stack.region).client(
+        "secretsmanager", endpoint_url=endpoint_url, region_name=stack.region
+    )
+    (logical_id,) = stack.of_type("AWS::SecretsManager::Secret")
+    name = stack.properties(logical_id)["Name"]
+    current = json.loads(client.get_secret_value(SecretId=name)["SecretString"])
+    document = current if isinstance(current, dict) else {}
+    dropped = {hash_key(key) for key in replaced}
+    kept = {digest: entry for digest, entry in dict(document.get("keys") or {}).items() if digest not in dropped}
+    document["keys"] = {**kept, **api_keys_document(keys)["keys"]}
+    client.put_secret_value(SecretId=name, SecretString=json.dumps(document))

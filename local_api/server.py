@@ -24,12 +24,14 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from local_api import explorer, moto_atomic
+from local_api import console, explorer, moto_atomic, secret_changes
 from local_api.cfn_template import Stack, load_template
 from local_api.gateway_cors import GatewayCors
 from local_api.gateway_event import (
@@ -49,7 +51,8 @@ from local_api.http_reader import (
     BadRequest,
     RequestReader,
 )
-from local_api.provision import provision, provision_api_keys
+from local_api.local_state import LocalState
+from local_api.provision import merge_api_keys, provision, provision_api_keys
 
 __all__ = [
     "LOCAL_ACCOUNT",
@@ -96,6 +99,8 @@ class _Handler(RequestReader):
     disable_nagle_algorithm = True
     invoke: Callable[[dict[str, Any]], Any]
     quiet = False
+    #: One human line per request (``local_api.console``) instead of http.server's access line.
+    human = False
     aws_endpoint_url = ""  # for the explorer page's Content-Security-Policy
     cors = GatewayCors(("*",), (), (), ())  # make_server sets the template's
 
@@ -114,9 +119,15 @@ class _Handler(RequestReader):
     def _local_error(self, error: Any) -> Response:
         return transport_error(error)
 
+    def handle_one_request(self) -> None:
+        self._started: float | None = None
+        self._lambda_answered = False
+        super().handle_one_request()
+
     def _dispatch(self) -> None:
         from utils.errors import InternalError, InvalidRequest, PayloadTooLarge
 
+        self._started = time.perf_counter()
         try:
             body = self._read_body()
         except BadRequest as exc:
@@ -138,7 +149,12 @@ class _Handler(RequestReader):
             self._send(*self._local_error(PayloadTooLarge(_TOO_LARGE)))
             return
         try:
-            result = type(self).invoke(event)
+            token = console.request_path.set(urlsplit(self.path).path)
+            try:
+                result = type(self).invoke(event)
+            finally:
+                console.request_path.reset(token)
+            self._lambda_answered = True  # its own summary line says how it went
         except Exception:  # the handler catches everything it knows; this is a crash of the function itself
             self.log_error("lambda_handler raised; answering INTERNAL_ERROR in the envelope")
             self._send(*self._local_error(InternalError()))
@@ -177,6 +193,14 @@ class _Handler(RequestReader):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if not self.human:
+            super().log_request(code, size)
+        elif not self.quiet and not self._lambda_answered:  # the explorer page, a 413: no Lambda line
+            path = urlsplit(getattr(self, "path", "") or "").path or "-"
+            started = self._started or time.perf_counter()
+            console.log_local_request(getattr(self, "command", None) or "-", path, int(code), started)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if not self.quiet:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
@@ -213,6 +237,7 @@ def start_emulated_aws() -> tuple[Any, str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access line per emulated AWS call is noise
     moto_atomic.install()
     moto_atomic.forget_used_stream_iterators()
+    secret_changes.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -225,11 +250,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def dev_api_keys() -> dict[str, tuple[str, str]]:
-    """``DEV_API_KEYS=key1,key2``: those keys, each its own client; unset: one freshly generated key."""
+def dev_api_keys(saved: list[str] | None = None) -> dict[str, tuple[str, str]]:
+    """``DEV_API_KEYS=key1,key2``: those keys, each its own client; unset: the ``saved`` ones (the previous
+    run's, from its kept state), else one freshly generated key."""
     from services.auth import new_api_key
 
-    keys = [k.strip() for k in os.environ.get("DEV_API_KEYS", "").split(",") if k.strip()] or [new_api_key()]
+    chosen = [k.strip() for k in os.environ.get("DEV_API_KEYS", "").split(",") if k.strip()]
+    keys = chosen or list(saved or []) or [new_api_key()]
     return {key: (f"dev-client-{n}", f"local key {n}") for n, key in enumerate(keys, start=1)}
 
 
@@ -247,8 +274,9 @@ def webhook_attempts() -> dict[str, int]:
     return {} if delays is None else {"WebhookDeliveriesQueue": len(delays) + 1}
 
 
-def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
-    """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env."""
+def prepare_environment(environment: str = "dev", state: LocalState | None = None) -> tuple[Stack, Any]:
+    """Start (or point at) emulated AWS, provision the template's resources, export the Lambda's env.
+    ``state``: what a previous run kept, restored into the emulator (``local_api.local_state``)."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -266,16 +294,27 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
         if os.environ.get(variable):
             parameters[parameter] = os.environ[variable].strip()
     stack = Stack(load_template(), parameters, region=os.environ["AWS_DEFAULT_REGION"])
-    provision(stack, endpoint_url=os.environ["AWS_ENDPOINT_URL"], max_receive_counts=webhook_attempts())
-    keys = dev_api_keys()
-    provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+
+    def provision_all() -> None:
+        provision(stack, endpoint_url=endpoint, max_receive_counts=webhook_attempts())
+
+    provision_all()
+    if state is None:
+        keys = dev_api_keys()
+        provision_api_keys(stack, keys, endpoint_url=endpoint)
+    else:
+        restored = state.restore(stack, endpoint, provision_all)
+        keys = dev_api_keys(restored.dev_api_keys)
+        merge_api_keys(stack, keys, replaced=restored.dev_api_keys, endpoint_url=endpoint)
+        state.dev_api_keys = list(keys)
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
     for key, value in stack.process_environment().items():  # the API's and the workers'
         os.environ.setdefault(key, value)
     return stack, moto_server
 
 
-def make_server(port: int, stack: Stack, quiet: bool = False) -> LocalApiServer:
+def make_server(port: int, stack: Stack, quiet: bool = False, human: bool = False) -> LocalApiServer:
     from api.rest_api import lambda_handler
 
     timeout = stack.function_timeout("ApiFunction")
@@ -287,6 +326,7 @@ def make_server(port: int, stack: Stack, quiet: bool = False) -> LocalApiServer:
     attributes = {
         "invoke": staticmethod(invoke),
         "quiet": quiet,
+        "human": human,
         "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL", ""),
         "cors": GatewayCors.from_stack(stack),
     }

@@ -39,7 +39,7 @@ from services.job_rules import validate_result
 from services.job_service import JobService
 from storage.jobs_scan import JobsScan
 from utils.errors import AppError, ConfigurationError
-from utils.logging import JsonFormatter, get_logger
+from utils.logging import LOGGER_NAME, JsonFormatter, get_logger
 from utils.settings import Settings, WorkerSettings
 from workers.dependencies import job_events
 
@@ -334,11 +334,13 @@ def _say(line: str) -> None:
 @contextlib.contextmanager
 def _service_logs_to_stderr(verbose: bool) -> Iterator[None]:
     """The service logs JSON lines to stdout (CloudWatch's way); here stdout is the job, so send them to
-    stderr, warnings and errors only unless ``--verbose``. Restored afterwards (tests call main in-process)."""
+    stderr, warnings and errors only unless ``--verbose``, never metric documents (CloudWatch reads those
+    from a Lambda's stdout; a terminal has no use for them). Restored afterwards (tests call main in-process)."""
     root = get_logger()
     saved_handlers, saved_level = list(root.handlers), root.level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(lambda record: record.name != f"{LOGGER_NAME}.metrics")  # EMF is for CloudWatch
     root.handlers = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     try:

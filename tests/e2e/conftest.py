@@ -106,7 +106,10 @@ class LocalServer:
     log_file: str
 
 
-def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> LocalServer:
+def start_local_server(
+    port: int, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = (), dev_keys: bool = True
+) -> LocalServer:
+    """``python -m local_api --quiet ARGS`` on ``port``; ``dev_keys=False``: it makes (or restores) its key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     state = Path(tempfile.gettempdir()) / f"local-api-test-{port}.json"
     log = Path(tempfile.gettempdir()) / f"local-api-test-{port}.log"
@@ -124,8 +127,10 @@ def start_local_server(port: int, extra_env: dict[str, str] | None = None) -> Lo
             **(extra_env or {}),
         }
     )
+    if not dev_keys:
+        env.pop("DEV_API_KEYS")
     process = subprocess.Popen(
-        [sys.executable, "-m", "local_api", "--quiet"],
+        [sys.executable, "-m", "local_api", "--quiet", *args],
         cwd=ROOT,
         env=env,
         # A file, not a pipe: nobody reads a pipe while tests run, and a full one would block the server.
