@@ -831,7 +831,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1168,7 +1168,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
+            /** @description `JOB_ALREADY_COMPLETED` (cancel of a completed or failed job), `JOB_NOT_COMPLETED` (feedback on a job that is not completed), `CONFLICT` (a concurrent update won, or an erasure waited for a completion in progress; safe to retry) or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`). */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
