@@ -1,7 +1,8 @@
-"""``ldclient`` against a local API with a small rate limit (``RATE_LIMIT_PER_MINUTE=20``,
+"""``ldclient`` against a local API with a small rate limit (``RATE_LIMIT_PER_MINUTE=6``,
 ``RATE_LIMIT_BURST=1``, provisioned as the stack's parameters): the 429s and their ``Retry-After`` (up
-to 10 s: one request every ten seconds, far longer than ldclient takes to start) are the API's own. A recording proxy (test_ldclient's, with no faults) sees every create's key and answer.
-Each test first spends the route's budget with a body the API refuses (a 400 spends, and makes no job).
+to 10 s: one request every ten seconds, far longer than ldclient takes to start) are the API's own. A
+recording proxy (test_ldclient's, with no faults) sees every create's key, answer and Retry-After. Each
+test first spends the route's budget with a body the API refuses (a 400 spends, and makes no job).
 """
 
 from __future__ import annotations
