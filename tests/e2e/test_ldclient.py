@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -432,3 +433,40 @@ def test_the_installed_command_is_there() -> None:
     version = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert version.returncode == 0
     assert version.stdout.strip() == "ldclient 0.1.0"
+
+
+def test_the_exit_codes_are_documented_alike_in_help_and_the_readme() -> None:
+    """The codes the command returns (ldclient.cli's constants) are the ones ``--help`` and the README list."""
+    from ldclient import cli
+
+    returned = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    assert returned == {0, 1, 2, 3, 4, 5}
+    help_text = subprocess.run(
+        [sys.executable, "-m", "ldclient", "--help"], env=_env(None, None), capture_output=True, text=True, check=True
+    ).stdout
+    epilog = " ".join(help_text.split("Exit codes:", 1)[1].split())
+    assert {int(n) for n in re.findall(r"(?:^|; )(\d) ", epilog)} == returned, epilog
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Command-line client (`ldclient`)", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| (\d) \| (.+) \|$", section, re.M))
+    assert {int(n) for n in rows} == returned
+    # The same meaning in both places, by its key words.
+    for code, words in {1: "refused", 2: "usage", 3: "unreachable", 4: "--wait", 5: "timed out"}.items():
+        assert words in rows[str(code)], (code, rows[str(code)])
+        assert re.search(rf"(?:^|; ){code} [^;]*{re.escape(words)}", epilog), (code, epilog)
+
+
+def test_its_dependencies_stay_out_of_the_lambda_and_are_pinned() -> None:
+    """httpx and rich (ldclient's) never enter the Lambda's requirements; the dev install pins them."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]}
+    assert names == {"httpx", "rich"}
+    lambda_requirements = (ROOT / "src" / "requirements.txt").read_text()
+    pinned_for_lambda = set(re.findall(r"^([A-Za-z0-9_.-]+)==", lambda_requirements, re.M))
+    assert pinned_for_lambda == {"boto3", "botocore", "python-dateutil"}
+    assert (ROOT / "requirements.txt").read_text().split("\n# ")[-1].strip().endswith("-r src/requirements.txt")
+    for requirements in ("requirements-dev.txt", "constraints-dev.txt"):
+        pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / requirements).read_text(), re.M))
+        assert names <= {name.lower() for name in pins}, requirements

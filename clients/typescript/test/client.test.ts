@@ -254,13 +254,27 @@ describe("the other calls", () => {
     assert.equal(seen.at(-1), "failed");
   });
 
-  test("waitForJob gives up with WaitTimeoutError carrying the last status", async () => {
+  test("waitForJob backs off while nothing changes, then gives up with WaitTimeoutError", async () => {
     const { job } = await alice.createJob(new Blob([png()]), { filename: "stuck.png" });
     await ops(api, "start", job.job_id);
-    const error = await alice.waitForJob(job.job_id, { timeoutMs: 300, initialDelayMs: 50 }).catch((e: unknown) => e);
+    const polls: number[] = [];
+    const timed: typeof fetch = (input, init) => {
+      polls.push(performance.now());
+      return fetch(input, init);
+    };
+    const client = createClient({ baseUrl: api.url, apiKey: KEYS[0], fetch: timed });
+    const options = { timeoutMs: 2_000, initialDelayMs: 50, factor: 2, maxDelayMs: 400 };
+    const error = await client.waitForJob(job.job_id, options).catch((e: unknown) => e);
+
     assert.ok(error instanceof WaitTimeoutError, String(error));
     assert.equal(error.jobId, job.job_id);
     assert.equal(error.lastStatus, "processing");
+    const pauses = polls.slice(1).map((t, i) => t - (polls[i] ?? t));
+    // Each pause at least its step of 50, 100, 200, 400, 400... (the last one cut to the deadline).
+    pauses.slice(0, -1).forEach((pause, i) => {
+      assert.ok(pause >= Math.min(400, 50 * 2 ** i) - 5, `pause ${i}: ${pause} ms of ${JSON.stringify(pauses)}`);
+    });
+    assert.ok(polls.length >= 4 && polls.length <= 10, `${polls.length} polls in 2 s (9 at most by the steps), not 40`);
   });
 
   test("cancelJob is idempotent and waitForJob returns a cancelled job", async () => {
