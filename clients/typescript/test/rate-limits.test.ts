@@ -122,6 +122,28 @@ describe("429 from the API's own rate limiter", () => {
     assert.deepEqual(await jobsWithHash(bob, sha256(bytes)), [created.job.job_id]);
   });
 
+  test("an abort while waiting out the upload request's Retry-After ends the create at once", async () => {
+    const statuses: number[] = [];
+    const watched: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      statuses.push(response.status);
+      return response;
+    };
+    const bob = createClient({ baseUrl: api.url, apiKey: KEYS[1], fetch: watched, directLimitBytes: 10 });
+    await spend("uploads", KEYS[1]);
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(new Error("the user left the page")), 300);
+
+    const error = await bob
+      .createJob(new Blob([png(2048)]), { filename: "abandoned.png", signal: controller.signal })
+      .catch((e: unknown) => e);
+
+    assert.deepEqual(statuses, [429], "the API's 429, then no retry");
+    assert.equal(String(error), "Error: the user left the page", "the signal's reason");
+    assert.ok(Date.now() - started < 1_500, `ended ${Date.now() - started} ms after it began, not after Retry-After`);
+  });
+
   test("retries exhausted, or a Retry-After longer than the policy waits: a typed RATE_LIMITED error", async () => {
     const bytes = png();
     const cases: [string, NonNullable<ClientOptions["retry"]>][] = [
