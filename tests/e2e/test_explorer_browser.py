@@ -307,3 +307,60 @@ def test_the_page_uploads_shows_a_completed_result_over_the_blueprint_and_cancel
     assert page.locator("#result .figure").count() == 0
     assert "not dropped in this page" in page.locator("#result-note").text_content()
     assert page.locator("#message").text_content() == ""
+
+
+def test_a_large_pdf_through_the_page_shows_timing_progress_and_its_result_as_a_sheet(
+    page: Any, local_server: LocalServer
+) -> None:
+    """A 5 MB PDF dropped on the page goes through the presigned path; its row shows the job's timing and
+    the pipeline's progress and stage as the operator CLI reports them; its result is the rooms on a sheet
+    with the table (a PDF cannot be drawn on)."""
+    pdf = samples.pdf(extra=os.urandom(5 * 1024 * 1024))
+    page.fill("#api-key", OTHER_API_KEY)
+    page.click("#key-form button[type=submit]")
+    page.set_input_files("#files", [{"name": "steps.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    upload = page.locator('#uploads li[data-file="steps.pdf"][data-job-id]')
+    upload.wait_for()
+    job_id = upload.get_attribute("data-job-id")
+    assert job_id
+    assert upload.get_attribute("data-path") == "presigned"
+    bar = upload.locator("progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == str(len(pdf))
+    row = _row(page, job_id)
+    row.locator('[data-testid=timing]:text-matches("^waiting \\\\d+ s$")').wait_for()
+    assert row.locator("[data-testid=progress]").text_content() == "—"
+
+    # Each step by the operator CLI; the page sees it by polling (1 s after a change).
+    _ops(local_server, "start", job_id)
+    _ops(local_server, "progress", job_id, "40", "--stage", "preprocessing")
+    page.locator(f'#jobs tr[data-job-id="{job_id}"] [data-testid=progress]:has-text("preprocessing")').wait_for()
+    progress = row.locator("[data-testid=progress]")
+    assert progress.locator("progress").get_attribute("value") == "40"
+    assert " ".join(progress.text_content().split()) == "40% preprocessing"
+    assert re.fullmatch(r"running \d+ s", row.locator("[data-testid=timing]").text_content())
+    assert row.get_attribute("data-status") == "processing"
+    assert row.locator("button[data-action=cancel]").count() == 1
+
+    completed = _ops(local_server, "complete", job_id, "--result", str(RESULT_FILE))
+    page.locator(f'#jobs tr[data-job-id="{job_id}"][data-status="completed"]').wait_for()
+    progress = row.locator("[data-testid=progress]")
+    assert progress.locator("progress").get_attribute("value") == "100"
+    assert " ".join(progress.text_content().split()) == "100% preprocessing"
+    ran = re.fullmatch(r"ran (\d+) s", row.locator("[data-testid=timing]").text_content())
+    assert ran, row.locator("[data-testid=timing]").text_content()
+    started, finished = (_epoch(completed[name]) for name in ("started_at", "finished_at"))
+    assert int(ran[1]) == round(finished - started), "the page's figure is the job's own timing"
+
+    row.locator("button[data-action=result]").click()
+    page.locator("#result svg.sheet polygon").nth(2).wait_for()
+    assert page.locator("#result .figure").count() == 0, "nothing drawn over a PDF"
+    assert page.locator("#rooms tbody tr").count() == 3
+    note = page.locator("#result-note").text_content()
+    assert "PDF" in note, note
+    assert page.locator("#result-title").text_content() == "Result of steps.pdf — room-detector-2026.11"
+
+
+def _epoch(timestamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

@@ -12,12 +12,14 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -159,6 +161,47 @@ def test_submit_wait_follows_jobs_to_their_final_status(local_server: LocalServe
     assert ldclient("feedback", job_id, "--rating", "9", url=local_server.url).code == 2  # usage
 
 
+def test_submit_wait_shows_each_step_of_the_pipeline_as_it_happens(local_server: LocalServer, tmp_path: Path) -> None:
+    """A person's ``submit --wait``: a line on stderr per change of status, progress or stage, each step
+    driven by the operator CLI once ldclient showed the one before (so none is polled past)."""
+    plan = _file(tmp_path, "steps.png", samples.png(extra=os.urandom(8)))
+    stage = "room_segmentation_and_labelling"  # 31 characters: the line is wider than an 80-column terminal
+    command = [sys.executable, "-m", "ldclient", "submit", str(plan), "--wait", "--no-progress"]
+    env = _env(local_server.url, API_KEY, PYTHONUNBUFFERED="1", COLUMNS="80")
+    waiting = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert waiting.stderr is not None
+        steps = [
+            ("start",),
+            ("progress", "40", "--stage", "preprocessing"),
+            ("progress", "40", "--stage", stage),
+            ("progress", "85"),
+            ("complete", "--result", str(RESULT_FILE)),
+        ]
+        for step in steps:
+            lines.append(waiting.stderr.readline().rstrip("\n"))
+            job_id = lines[0].split(":", 1)[0]
+            _ops(local_server, step[0], job_id, *step[1:])
+        stdout, rest = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+    lines += rest.splitlines()
+
+    assert waiting.returncode == 0, rest
+    assert job_id.startswith("job_")
+    assert lines == [
+        f"{job_id}: pending",
+        f"{job_id}: processing",
+        f"{job_id}: processing (40 preprocessing)",
+        f"{job_id}: processing (40 {stage})",
+        f"{job_id}: processing (85 {stage})",  # a report without a stage keeps the last one
+        f"{job_id}: completed (100 {stage})",
+    ]
+    assert job_id in stdout
+    assert "completed" in stdout
+
+
 def test_erase_takes_the_job_then_get_and_a_second_erase_exit_1(local_server: LocalServer, tmp_path: Path) -> None:
     plan = _file(tmp_path, "erase me.png", samples.png(extra=os.urandom(8)))
     job_id = ldclient("--json", "submit", str(plan), url=local_server.url).json[0]["job"]["job_id"]
@@ -253,11 +296,16 @@ def _closed_port() -> int:
 
 @dataclass
 class FaultyProxy:
-    """In front of the API: the first create lands and loses its answer; then 429, then 503; then through."""
+    """In front of the API: the first create lands and loses its answer; then 429, then 503; then through.
+    With ``faults=[]`` it only records what passes (the creates' keys, times and answers)."""
 
     upstream: str
     faults: list[str] = field(default_factory=lambda: ["lose", "429", "503"])
     creates: list[tuple[float, str]] = field(default_factory=list)
+    #: The status each create was answered with (the proxy's own fault or the API's), in order.
+    answers: list[int] = field(default_factory=list)
+    #: Each of those answers' Retry-After (None without one).
+    retry_after: list[str | None] = field(default_factory=list)
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
@@ -269,8 +317,13 @@ class FaultyProxy:
             code = "RATE_LIMITED" if fault == "429" else "SERVICE_UNAVAILABLE"
             payload = json.dumps({"status": "error", "error": {"code": code, "message": "try later"}}).encode()
             self._answer(handler, int(fault), [("Retry-After", "1"), ("Content-Type", "application/json")], payload)
+            self.answers.append(int(fault))
+            self.retry_after.append("1")
             return
         status, headers, answer = self._forward(handler, body)
+        if is_create:
+            self.answers.append(status)
+            self.retry_after.append(next((v for k, v in headers if k.lower() == "retry-after"), None))
         if fault == "lose":  # the API made the job; the client never hears of it
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
@@ -297,9 +350,9 @@ class FaultyProxy:
         handler.wfile.write(body)
 
 
-@pytest.fixture
-def faulty_proxy(local_server: LocalServer) -> Iterator[tuple[FaultyProxy, str]]:
-    proxy = FaultyProxy(local_server.url)
+@contextmanager
+def serving(proxy: FaultyProxy) -> Iterator[str]:
+    """The proxy on a loopback port: yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -315,9 +368,18 @@ def faulty_proxy(local_server: LocalServer) -> Iterator[tuple[FaultyProxy, str]]
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield proxy, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def faulty_proxy(local_server: LocalServer) -> Iterator[tuple[FaultyProxy, str]]:
+    proxy = FaultyProxy(local_server.url)
+    with serving(proxy) as url:
+        yield proxy, url
 
 
 def test_a_lost_answer_then_429_and_503_make_one_job(
@@ -330,6 +392,7 @@ def test_a_lost_answer_then_429_and_503_make_one_job(
 
     assert run.code == 0, run.stderr
     assert proxy.faults == []
+    assert proxy.answers == [201, 429, 503, 201], "the first answer was made, then lost"
     times, keys = zip(*proxy.creates, strict=True)
     assert len(keys) == 4
     assert len(set(keys)) == 1, "one Idempotency-Key for every attempt of the create"
@@ -370,3 +433,40 @@ def test_the_installed_command_is_there() -> None:
     version = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert version.returncode == 0
     assert version.stdout.strip() == "ldclient 0.1.0"
+
+
+def test_the_exit_codes_are_documented_alike_in_help_and_the_readme() -> None:
+    """The codes the command returns (ldclient.cli's constants) are the ones ``--help`` and the README list."""
+    from ldclient import cli
+
+    returned = {value for name, value in vars(cli).items() if name.startswith("EXIT_")}
+    assert returned == {0, 1, 2, 3, 4, 5}
+    help_text = subprocess.run(
+        [sys.executable, "-m", "ldclient", "--help"], env=_env(None, None), capture_output=True, text=True, check=True
+    ).stdout
+    epilog = " ".join(help_text.split("Exit codes:", 1)[1].split())
+    assert {int(n) for n in re.findall(r"(?:^|; )(\d) ", epilog)} == returned, epilog
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Command-line client (`ldclient`)", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| (\d) \| (.+) \|$", section, re.M))
+    assert {int(n) for n in rows} == returned
+    # The same meaning in both places, by its key words.
+    for code, words in {1: "refused", 2: "usage", 3: "unreachable", 4: "--wait", 5: "timed out"}.items():
+        assert words in rows[str(code)], (code, rows[str(code)])
+        assert re.search(rf"(?:^|; ){code} [^;]*{re.escape(words)}", epilog), (code, epilog)
+
+
+def test_its_dependencies_stay_out_of_the_lambda_and_are_pinned() -> None:
+    """httpx and rich (ldclient's) never enter the Lambda's requirements; the dev install pins them."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]}
+    assert names == {"httpx", "rich"}
+    lambda_requirements = (ROOT / "src" / "requirements.txt").read_text()
+    pinned_for_lambda = set(re.findall(r"^([A-Za-z0-9_.-]+)==", lambda_requirements, re.M))
+    assert pinned_for_lambda == {"boto3", "botocore", "python-dateutil"}
+    assert (ROOT / "requirements.txt").read_text().split("\n# ")[-1].strip().endswith("-r src/requirements.txt")
+    for requirements in ("requirements-dev.txt", "constraints-dev.txt"):
+        pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / requirements).read_text(), re.M))
+        assert names <= {name.lower() for name in pins}, requirements

@@ -72,7 +72,7 @@ function timing(job: Job): string {
 }
 
 function progressCell(job: Job): HTMLTableCellElement {
-  const cell = el("td");
+  const cell = el("td", { "data-testid": "progress" });
   if (typeof job.progress === "number") {
     cell.append(el("progress", { max: "100", value: String(job.progress) }), ` ${job.progress}%`);
   }
@@ -101,7 +101,7 @@ function jobRow(job: Job): HTMLTableRowElement {
     el("td", { title: job.job_id }, job.blueprint_filename, el("br"), el("code", { class: "muted" }, job.job_id)),
     el("td", {}, el("span", { class: `status ${job.status}`, "data-testid": "status" }, job.status)),
     el("td", {}, created),
-    el("td", {}, timing(job)),
+    el("td", { "data-testid": "timing" }, timing(job)),
     progressCell(job),
     actions,
   );

@@ -15,6 +15,9 @@ export async function buildExplorer() {
   const bundled = await build({
     entryPoints: [join(here, "explorer", "main.ts")],
     absWorkingDir: here,
+    // The same bytes from a copy whose node_modules is a link (test/check-generated.test.ts): the module
+    // path comments esbuild writes stay relative to here.
+    preserveSymlinks: true,
     bundle: true,
     format: "esm",
     platform: "browser",

@@ -20,10 +20,10 @@ try {
     { stdio: "ignore" },
   );
   if (readFileSync(schema, "utf8") !== readFileSync(join(here, "src", "schema.d.ts"), "utf8")) {
-    stale.push("src/schema.d.ts is stale: run `npm run generate` in clients/typescript (src/api/openapi.json changed)");
+    stale.push("src/schema.d.ts is stale: run `make ts-generate` (src/api/openapi.json changed; `npm run generate` here)");
   }
   if ((await buildExplorer()) !== readFileSync(DEFAULT_OUT, "utf8")) {
-    stale.push("dist/explorer.html is stale: run `npm run bundle` in clients/typescript");
+    stale.push("dist/explorer.html is stale: run `make ts-generate` (explorer/ or src/ changed; `npm run bundle` here)");
   }
 } finally {
   rmSync(temp, { recursive: true, force: true });

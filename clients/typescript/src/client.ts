@@ -158,15 +158,19 @@ export class LocationDetectionClient {
   }
 
   async getJob(jobId: string, signal?: AbortSignal): Promise<Job> {
-    return this.call<Job>(true, () =>
-      this.api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal }),
+    return this.call<Job>(
+      true,
+      () => this.api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal }),
+      signal,
     );
   }
 
   /** Idempotent: cancelling a cancelled job answers the job again. A finished job is 409 `JOB_ALREADY_COMPLETED`. */
   async cancelJob(jobId: string, signal?: AbortSignal): Promise<Job> {
-    return this.call<Job>(true, () =>
-      this.api.DELETE("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal }),
+    return this.call<Job>(
+      true,
+      () => this.api.DELETE("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal }),
+      signal,
     );
   }
 
@@ -178,8 +182,10 @@ export class LocationDetectionClient {
       ...(filters.pageSize ? { limit: filters.pageSize } : {}),
       ...(filters.cursor ? { cursor: filters.cursor } : {}),
     };
-    return this.call<JobList>(true, () =>
-      this.api.GET("/api/v1/jobs", { params: { query }, signal: filters.signal }),
+    return this.call<JobList>(
+      true,
+      () => this.api.GET("/api/v1/jobs", { params: { query }, signal: filters.signal }),
+      filters.signal,
     );
   }
 
@@ -220,12 +226,15 @@ export class LocationDetectionClient {
 
   /** Only for `completed` jobs; anything else is 409 `JOB_NOT_COMPLETED`. Not retried on a lost answer. */
   async submitFeedback(jobId: string, feedback: FeedbackRequest, signal?: AbortSignal): Promise<Feedback> {
-    return this.call<Feedback>(false, () =>
-      this.api.POST("/api/v1/jobs/{job_id}/feedback", {
-        params: { path: { job_id: jobId } },
-        body: feedback,
-        signal,
-      }),
+    return this.call<Feedback>(
+      false,
+      () =>
+        this.api.POST("/api/v1/jobs/{job_id}/feedback", {
+          params: { path: { job_id: jobId } },
+          body: feedback,
+          signal,
+        }),
+      signal,
     );
   }
 
@@ -326,12 +335,15 @@ export class LocationDetectionClient {
     signal: AbortSignal | undefined,
   ): Promise<{ job: CreatedJob; replayed: boolean; requestId: string | null }> {
     if (!format) throw new UnknownFormatError(`${filename}: not a PNG, JPG or PDF (by its bytes, type or name)`);
-    const upload = await this.call<Upload>(true, () =>
-      this.api.POST("/api/v1/uploads", {
-        body: { filename, format, size: file.size },
-        headers: { "Idempotency-Key": `${key}.upload` },
-        signal,
-      }),
+    const upload = await this.call<Upload>(
+      true,
+      () =>
+        this.api.POST("/api/v1/uploads", {
+          body: { filename, format, size: file.size },
+          headers: { "Idempotency-Key": `${key}.upload` },
+          signal,
+        }),
+      signal,
     );
     await withRetries(
       async () => {
@@ -383,15 +395,20 @@ export class LocationDetectionClient {
     };
   }
 
-  /** One call through openapi-fetch, with retries; returns the envelope's `data` or throws `ApiError`. */
-  private async call<T>(idempotent: boolean, operation: () => Promise<FetchResult>): Promise<T> {
+  /** One call through openapi-fetch, with retries (an abort ends a wait between them); returns the
+   * envelope's `data` or throws `ApiError`. */
+  private async call<T>(
+    idempotent: boolean,
+    operation: () => Promise<FetchResult>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     return withRetries(
       async () => {
         const { data, error, response } = await this.send(operation, this.baseUrl);
         if (error !== undefined || !response.ok) throw apiErrorFrom(response.status, response.headers, error ?? data);
         return (data as Envelope<T>).data;
       },
-      { policy: this.retry, idempotent },
+      { policy: this.retry, idempotent, signal },
     );
   }
 

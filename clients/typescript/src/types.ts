@@ -1,8 +1,8 @@
 /**
  * The public types of the client. Everything the OpenAPI document describes comes from the generated
- * `schema.d.ts` (`npm run generate`); what the contract promises but the API does not serve yet (job
- * timing and progress, webhooks) is written here by hand from `shared/API_CONTRACT.md`, and gives way to
- * the generated types once `src/api/openapi.json` carries it (as erasure did).
+ * `schema.d.ts` (`npm run generate`), job timing and progress included; what the contract promises but
+ * the OpenAPI document does not list yet (webhooks) is written here by hand from `shared/API_CONTRACT.md`,
+ * and gives way to the generated types once `src/api/openapi.json` carries it (as erasure and timing did).
  */
 import type { components } from "./schema.js";
 
@@ -12,18 +12,11 @@ export type JobStatus = Schemas["JobStatus"];
 export type ErrorCode = Schemas["ErrorCode"];
 export type BlueprintFormat = "png" | "jpg" | "pdf";
 
-/** Set by the pipeline (contract, "Timing and progress"); absent or null until the API sets them. */
-export interface JobTiming {
-  started_at?: string | null;
-  finished_at?: string | null;
-  /** 0..100, never goes down, 100 when completed. */
-  progress?: number | null;
-  /** A short pipeline-defined name such as "preprocessing". */
-  stage?: string | null;
-}
+/** Set by the pipeline through the job service (contract, "Timing and progress"): null until set. */
+export type JobTiming = Pick<Schemas["JobFields"], "started_at" | "finished_at" | "progress" | "stage">;
 
-export type Job = Schemas["Job"] & JobTiming;
-export type CreatedJob = Schemas["CreatedJob"] & JobTiming;
+export type Job = Schemas["Job"];
+export type CreatedJob = Schemas["CreatedJob"];
 export type JobList = { jobs: Job[]; next_cursor: string | null };
 export type Upload = Schemas["Upload"];
 export type Feedback = Schemas["Feedback"];

@@ -13,6 +13,7 @@ import {
   NetworkError,
   type Transport,
   type UploadProgress,
+  WaitTimeoutError,
   createClient,
   fileFromPath,
   nodeTransport,
@@ -21,6 +22,14 @@ import { EXAMPLE_RESULT, KEYS, type LocalApi, ops, pdf, png, startLocalApi } fro
 
 const REQUEST_ID = /^req_\d{8}T\d{6}_[a-z0-9]{6,}$/;
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 let api: LocalApi;
 let alice: LocationDetectionClient;
@@ -194,6 +203,78 @@ describe("the other calls", () => {
     assert.ok(cancel instanceof ApiError);
     assert.equal(cancel.code, "JOB_ALREADY_COMPLETED");
     assert.equal(cancel.details.status, "completed");
+  });
+
+  test("waitForJob reports each step the pipeline takes: processing, progress and stage, then completed", async () => {
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "steps.png" });
+    const seen: Job[] = [];
+    const waiting = alice.waitForJob(job.job_id, { initialDelayMs: 50, maxDelayMs: 200, onUpdate: (j) => seen.push(j) });
+    // One step at a time, each once the client has seen the one before (so none is polled past).
+    const step = async (count: number, ...args: string[]) => {
+      await until(() => seen.length >= count, `update ${count} of ${job.job_id}`);
+      await ops(api, ...args);
+    };
+    await step(1, "start", job.job_id);
+    await step(2, "progress", job.job_id, "40", "--stage", "preprocessing");
+    await step(3, "progress", job.job_id, "40", "--stage", "detection"); // a new stage at the same percent
+    await step(4, "progress", job.job_id, "85");
+    await step(5, "complete", job.job_id, "--result", EXAMPLE_RESULT);
+    const done = await waiting;
+
+    const steps = seen.map((j) => [j.status, j.progress, j.stage]);
+    assert.deepEqual(steps, [
+      ["pending", null, null],
+      ["processing", null, null],
+      ["processing", 40, "preprocessing"],
+      ["processing", 40, "detection"],
+      ["processing", 85, "detection"], // a report without a stage keeps the last one
+      ["completed", 100, "detection"],
+    ]);
+    assert.equal(seen[0]?.started_at, null);
+    assert.equal(seen[0]?.finished_at, null);
+    const started = seen[1]?.started_at;
+    assert.ok(started, "started_at from the start on");
+    assert.ok(seen.slice(1).every((j) => j.started_at === started), "started_at never moves");
+    assert.ok(seen.slice(0, -1).every((j) => j.finished_at === null));
+    assert.equal(done.status, "completed");
+    assert.ok(done.finished_at && done.finished_at >= started, `${started} .. ${done.finished_at}`);
+    assert.equal(done.started_at, started);
+  });
+
+  test("waitForJob returns a failed job with its error and timing", async () => {
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "fails.png" });
+    const seen: string[] = [];
+    const waiting = alice.waitForJob(job.job_id, { initialDelayMs: 50, maxDelayMs: 200, onUpdate: (j) => seen.push(j.status) });
+    await ops(api, "fail", job.job_id, "--start", "--code", "MODEL_ERROR", "--message", "No walls found");
+    const failed = await waiting;
+    assert.equal(failed.status, "failed");
+    assert.deepEqual(failed.error, { code: "MODEL_ERROR", message: "No walls found" });
+    assert.ok(failed.started_at && failed.finished_at && failed.finished_at >= failed.started_at);
+    assert.equal(seen[0], "pending");
+    assert.equal(seen.at(-1), "failed");
+  });
+
+  test("waitForJob backs off while nothing changes, then gives up with WaitTimeoutError", async () => {
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "stuck.png" });
+    await ops(api, "start", job.job_id);
+    const polls: number[] = [];
+    const timed: typeof fetch = (input, init) => {
+      polls.push(performance.now());
+      return fetch(input, init);
+    };
+    const client = createClient({ baseUrl: api.url, apiKey: KEYS[0], fetch: timed });
+    const options = { timeoutMs: 2_000, initialDelayMs: 50, factor: 2, maxDelayMs: 400 };
+    const error = await client.waitForJob(job.job_id, options).catch((e: unknown) => e);
+
+    assert.ok(error instanceof WaitTimeoutError, String(error));
+    assert.equal(error.jobId, job.job_id);
+    assert.equal(error.lastStatus, "processing");
+    const pauses = polls.slice(1).map((t, i) => t - (polls[i] ?? t));
+    // Each pause at least its step of 50, 100, 200, 400, 400... (the last one cut to the deadline).
+    pauses.slice(0, -1).forEach((pause, i) => {
+      assert.ok(pause >= Math.min(400, 50 * 2 ** i) - 5, `pause ${i}: ${pause} ms of ${JSON.stringify(pauses)}`);
+    });
+    assert.ok(polls.length >= 4 && polls.length <= 10, `${polls.length} polls in 2 s (9 at most by the steps), not 40`);
   });
 
   test("cancelJob is idempotent and waitForJob returns a cancelled job", async () => {

@@ -40,14 +40,20 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 
-export async function startLocalApi(): Promise<LocalApi> {
+/**
+ * A budget no test meets by accident (as tests/e2e/conftest.py sets): the tests exercise the handlers, and
+ * test/rate-limits.test.ts starts an API of its own with a small one to prove the client's 429 handling.
+ */
+const GENEROUS_RATE_LIMITS = { RATE_LIMIT_PER_MINUTE: "100000", RATE_LIMIT_BURST: "10000" };
+
+export async function startLocalApi(extraEnv: Record<string, string> = {}): Promise<LocalApi> {
   const port = await freePort();
   const stateFile = join(tmpdir(), `local-api-node-test-${port}.json`);
   const logFile = join(tmpdir(), `local-api-node-test-${port}.log`);
   const env: NodeJS.ProcessEnv = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith("AWS_ENDPOINT_URL")),
   );
-  Object.assign(env, { PORT: String(port), PYTHONUNBUFFERED: "1", LOCAL_API_STATE: stateFile, DEV_API_KEYS: KEYS.join(",") });
+  Object.assign(env, { PORT: String(port), PYTHONUNBUFFERED: "1", LOCAL_API_STATE: stateFile, DEV_API_KEYS: KEYS.join(",") }, GENEROUS_RATE_LIMITS, extraEnv);
   const log = createWriteStream(logFile);
   const child: ChildProcess = spawn(PYTHON, ["-m", "local_api", "--quiet"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout?.pipe(log);

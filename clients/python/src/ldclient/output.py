@@ -54,7 +54,8 @@ class Output:
         self.json_mode = json_mode
         # Not a terminal (a pipe, a file): wide enough that job ids are never cut.
         self.out = Console(soft_wrap=False) if sys.stdout.isatty() else Console(width=200)
-        self.err = Console(stderr=True)
+        # Not a terminal: one line per message, never wrapped at 80 columns (a script reads them line by line).
+        self.err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
     @contextmanager
     def progress(self, enabled: bool) -> Iterator[Bars]:
