@@ -200,3 +200,25 @@ def test_warm_reports_what_the_rate_limiter_adds_to_a_create() -> None:
         note.startswith("| client mid-burst | DynamoDB.UpdateItem, DynamoDB.UpdateItem |") for note in section.notes
     )
     assert any(note.startswith("| in memory | none |") for note in section.notes)
+
+
+def test_first_request_compares_medians_of_the_totals_and_splits_them_at_the_import() -> None:
+    from bench import first_request
+
+    def sample(imported: float, total: float) -> dict[str, float]:
+        return {"import": imported, "total": total, "cpu": total / 2}
+
+    times = {
+        "ours": [sample(0.30, 0.50), sample(0.32, 0.55), sample(0.90, 1.50)],
+        "bare": [sample(0.28, 0.45), sample(0.29, 0.50), sample(0.30, 0.52)],
+    }
+    calls = {"ours": ["DynamoDB.GetItem"], "bare": ["DynamoDB.GetItem"]}
+    section = first_request.to_section(times, calls, 3)  # type: ignore[arg-type]
+    [row] = section.rows
+    assert row.figure == pytest.approx(550.0)  # medians, so the one slow sample does not count
+    assert row.baseline == pytest.approx(500.0)
+    assert row.ratio == pytest.approx(1.1)
+    assert row.met is True
+    assert any("ours 320 ms import + 230 ms first request" in n for n in section.notes)
+    calls["bare"] = ["DynamoDB.GetItem", "S3.HeadObject"]
+    assert any("DIFFER" in n for n in first_request.to_section(times, calls, 3).notes)  # type: ignore[arg-type]
