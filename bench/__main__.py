@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, events, first_request, http_latency, memory, warm
+from bench import cold_start, events, first_request, http_latency, memory, scale, warm
 from bench.common import DEFAULT_SRC, ROOT
 from bench.report import Machine, Section, git_revision, render
 
-BENCHMARKS = ("cold", "first", "warm", "memory", "http", "events")
+BENCHMARKS = ("cold", "first", "warm", "memory", "http", "events", "scale")
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 #: Hand-written analysis (profiles of misses, before/after of fixes) appended to the generated report.
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
@@ -57,6 +57,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-seconds", type=float, help="seconds per server and round (default 4; quick 1)")
     p.add_argument("--http-rounds", type=int, help="rounds over the servers (default 3; quick 1)")
     p.add_argument("--events-samples", type=int, help="state changes timed to a subscriber (default 60; quick 15)")
+    p.add_argument("--scale-iterations", type=int, help="requests per route, size and client (default 9; quick 2)")
+    p.add_argument(
+        "--scale-stages", type=int, choices=(1, 2, 3), help="table sizes: 1k, 10k, 100k jobs (default 3; quick 1)"
+    )
     p.add_argument(
         "--http-nodelay",
         action="store_true",
@@ -96,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             nodelay=args.http_nodelay,
         ),
         "events": lambda: events.run(src, int(_pick(args.events_samples, 60, 15, q))),
+        "scale": lambda: scale.run(
+            src, int(_pick(args.scale_iterations, 9, 2, q)), int(_pick(args.scale_stages, 3, 1, q))
+        ),
     }
     started_at = datetime.now(UTC)
     started = time.perf_counter()

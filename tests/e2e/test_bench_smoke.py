@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import first_request
+from bench import first_request, scale
 from bench.common import DEFAULT_SRC
 
 pytestmark = pytest.mark.e2e
@@ -22,3 +22,12 @@ def test_the_cold_start_benchmark_serves_a_first_get_in_fresh_processes_for_both
     # The same three calls for both variants: the secret, the configuration, the item.
     assert "Secrets Manager.GetSecretValue, SSM.GetParametersByPath, DynamoDB.GetItem" in calls
     assert "DIFFER" not in calls
+
+
+def test_the_cost_against_size_benchmark_fills_a_table_and_judges_the_list_by_the_items_it_reads() -> None:
+    section = scale.run(DEFAULT_SRC, 1, 1)
+    read = [row for row in section.rows if "items read" in row.figure_name]
+    assert read  # the first page of the 1k stage's client
+    assert all(row.met for row in read)  # a page reads at most its page size
+    table = "\n".join(section.notes)
+    assert "| 1,000 | 10 |" in table

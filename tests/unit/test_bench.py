@@ -222,3 +222,28 @@ def test_first_request_compares_medians_of_the_totals_and_splits_them_at_the_imp
     assert any("ours 320 ms import + 230 ms first request" in n for n in section.notes)
     calls["bare"] = ["DynamoDB.GetItem", "S3.HeadObject"]
     assert any("DIFFER" in n for n in first_request.to_section(times, calls, 3).notes)  # type: ignore[arg-type]
+
+
+def test_scale_judges_own_time_at_the_largest_size_against_the_smallest_and_items_read_against_the_page() -> None:
+    from bench import scale
+
+    def cell(size: int, owned: int, route: str, own: float, read: int = 0) -> dict[str, object]:
+        samples = {"own": [own / 1000] * 3, "aws": [0.01] * 3, "read": [read]}
+        return {"size": size, "owned": owned, "route": route, **samples}
+
+    cells = [
+        cell(1_000, 10, "get", 1.0),
+        cell(100_000, 10_000, "get", 1.2),
+        cell(1_000, 10, "list-1", 2.0, read=10),
+        cell(100_000, 10_000, "list-1", 4.0, read=20),
+        cell(10_000, 1_000, "list-10", 2.0, read=21),
+    ]
+    section = scale.to_section({"cells": cells, "fill_seconds": 3.0}, 3)
+    rows = {row.figure_name: row for row in section.rows}
+    get = rows["GET job: own time, 100,000 jobs / client owns 10,000"]
+    assert get.ratio == pytest.approx(1.2)
+    assert get.met is True
+    listing = rows["list, first page: own time, 100,000 jobs / client owns 10,000"]
+    assert listing.met is False  # 2x the smallest: growth with size is a miss
+    assert rows["list, first page: items read (most of any table/client)"].met is True
+    assert rows["list, 10th page: items read (most of any table/client)"].met is False  # 21 > a page of 20
