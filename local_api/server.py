@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local_api import explorer, moto_atomic
+from local_api import explorer, in_process, moto_atomic
 from local_api.cfn_template import Stack, load_template
 from local_api.provision import provision, provision_api_keys
 
@@ -384,6 +384,8 @@ def prepare_environment(environment: str = "dev") -> tuple[Stack, Any]:
     keys = dev_api_keys()
     provision_api_keys(stack, keys, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
+    if moto_server is not None and os.environ.get("LOCAL_API_AWS_OVER_HTTP") != "1":
+        in_process.install(os.environ["AWS_ENDPOINT_URL"])  # the handler's calls skip loopback HTTP
     for key, value in stack.process_environment().items():  # the API's and the workers'
         os.environ.setdefault(key, value)
     return stack, moto_server
