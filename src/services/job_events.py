@@ -52,14 +52,18 @@ def event_of(change: StreamChange) -> JobEvent | None:
         return _event(CREATED, new, None, change.at)
     if change.event_name != "MODIFY":
         raise ValueError(f"unknown stream event {change.event_name!r}")
-    old = Job.from_record(_image(change.old))
+    return _modified(Job.from_record(_image(change.old)), new, change.at)
+
+
+def _modified(old: Job, new: Job, at: float) -> JobEvent | None:
+    """The event a MODIFY of ``old`` into ``new`` is, or None."""
     if old.version == new.version:  # every state change bumps the version; this write changed nothing public
         return None
     if old.status is not new.status:
-        return _event(status_event_type(new.status.value), new, old.status.value, change.at)
+        return _event(status_event_type(new.status.value), new, old.status.value, at)
     moved = (old.progress, old.stage) != (new.progress, new.stage)
     if new.status is JobStatus.PROCESSING and moved:
-        return _event(PROGRESS, new, old.status.value, change.at)
+        return _event(PROGRESS, new, old.status.value, at)
     return None
 
 
