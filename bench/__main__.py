@@ -3,7 +3,7 @@ in the same run; writes ``docs/benchmarks.md`` and prints the same.
 
     python -m bench                  # the full run (a few minutes on two busy cores)
     python -m bench --quick          # a fast smoke run: fewer samples, smaller files (not for the record)
-    python -m bench --only warm      # one benchmark (repeatable: --only cold --only memory)
+    python -m bench --only warm      # one benchmark (repeatable: --only cold --only first)
     python -m bench --src /tmp/src-try --output /tmp/after.md   # a scratch copy of src/, to try a fix
 
 Exit status: 0 when every target is met, 1 when one is missed (the report says which), 2 on usage errors.
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, events, http_latency, memory, warm, webhooks
+from bench import cold_start, events, first_request, http_latency, memory, scale, warm, webhooks
 from bench.common import DEFAULT_SRC, ROOT
 from bench.report import Machine, Section, git_revision, render
 
-BENCHMARKS = ("cold", "warm", "memory", "http", "events", "webhooks")
+BENCHMARKS = ("cold", "first", "warm", "memory", "http", "events", "webhooks", "scale")
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 #: Hand-written analysis (profiles of misses, before/after of fixes) appended to the generated report.
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
@@ -46,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="fresh interpreters per variant for the as-deployed packages (default 9; quick 3; 0 skips them)",
     )
+    p.add_argument(
+        "--first-samples", type=int, help="fresh containers per variant, import + first GET (default 15; quick 3)"
+    )
     p.add_argument("--warm-iterations", type=int, help="timed requests per route and variant (default 200; quick 20)")
     p.add_argument("--warm-warmup", type=int, help="untimed requests per route and variant first (default 20; quick 3)")
     p.add_argument("--upload-mib", type=int, help="size of the finalised upload (default 50; quick 8)")
@@ -55,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-rounds", type=int, help="rounds over the servers (default 3; quick 1)")
     p.add_argument("--events-samples", type=int, help="state changes timed to a subscriber (default 60; quick 15)")
     p.add_argument("--webhooks-samples", type=int, help="state changes timed to a receiver (default 60; quick 15)")
+    p.add_argument("--scale-iterations", type=int, help="requests per route, size and client (default 9; quick 2)")
+    p.add_argument(
+        "--scale-stages", type=int, choices=(1, 2, 3), help="table sizes: 1k, 10k, 100k jobs (default 3; quick 1)"
+    )
     p.add_argument(
         "--http-nodelay",
         action="store_true",
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold": lambda: cold_start.run(
             src, int(_pick(args.cold_samples, 15, 5, q)), int(_pick(args.deployed_samples, 9, 3, q))
         ),
+        "first": lambda: first_request.run(src, int(_pick(args.first_samples, 15, 3, q))),
         "warm": lambda: warm.run(
             src, int(_pick(args.warm_iterations, 200, 20, q)), int(_pick(args.warm_warmup, 20, 3, q))
         ),
@@ -94,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "events": lambda: events.run(src, int(_pick(args.events_samples, 60, 15, q))),
         "webhooks": lambda: webhooks.run(src, int(_pick(args.webhooks_samples, 60, 15, q))),
+        "scale": lambda: scale.run(
+            src, int(_pick(args.scale_iterations, 9, 2, q)), int(_pick(args.scale_stages, 3, 1, q))
+        ),
     }
     started_at = datetime.now(UTC)
     started = time.perf_counter()

@@ -36,7 +36,8 @@ from pathlib import Path
 from bench.common import ROOT, child_env, median
 from bench.report import Row, Section, method_of
 
-TARGET = 1.15
+#: Issue 21 (was 1.15 under issue 6): the handler's import within 10% of boto3's.
+TARGET = 1.10
 HANDLER_MODULE = "api.rest_api"
 
 _TIMED_IMPORT = (

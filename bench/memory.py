@@ -36,6 +36,8 @@ from bench.report import Row, Section, method_of
 
 MIB = 1024 * 1024
 TARGET_FINALISE_MIB = 32.0
+#: Issue 21: the direct create within 5% of the least a handler can do with the same body.
+TARGET_DIRECT = 1.05
 API_KEY = "ldk_bench_memory_key"
 CLIENT_ID = "cli_bench_memory"
 WORKLOADS = ("finalise", "read-whole", "direct", "direct-baseline")
@@ -83,15 +85,20 @@ def run(src: Path, upload_mib: int, direct_mib: int) -> Section:
             "json.loads + b64decode + sha256 + put_object",
             mib["direct-baseline"],
             "MiB",
+            limit=TARGET_DIRECT,
         ),
     ]
     notes = [
         "Peak RSS added over each process's baseline; wall time of the one measured request: "
         + ", ".join(f"{name} {secs[name]:.2f} s" for name in WORKLOADS)
         + ".",
-        f"The direct create carries the file four ways at its peak at most (the event's body string, its "
-        f"bytes, the decoded JSON string and the decoded file): {direct_mib} MB of file is "
-        f"{direct_mib * 4 / 3:.1f} MB of base64.",
+        f"{direct_mib} MB of file is {direct_mib * 4 / 3:.1f} MB of base64. At its peak the direct create holds "
+        "the event's body string (the runtime's, before the baseline), the file's base64 string that "
+        "`json.loads` made and the decoded file: plain padded base64 is decoded by `binascii.a2b_base64` "
+        "from the string where it lies, where `b64decode(str)` (the baseline) first copies it to bytes. So "
+        "ours can come in under the baseline. (Line-wrapped or URL-safe base64 takes the general path: two "
+        "bytes copies more.) The figure is pages newly touched: a heap that already holds freed memory from "
+        "the warm-up hides part of any variant's allocations alike.",
     ]
     section = Section(
         title="Memory: peak RSS added per request",

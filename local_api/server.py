@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local_api import console, explorer, moto_atomic, secret_changes
+from local_api import console, explorer, in_process, moto_atomic, secret_changes
 from local_api.cfn_template import Stack, load_template
 from local_api.gateway_cors import GatewayCors
 from local_api.gateway_event import (
@@ -309,6 +309,8 @@ def prepare_environment(environment: str = "dev", state: LocalState | None = Non
         merge_api_keys(stack, keys, replaced=restored.dev_api_keys, endpoint_url=endpoint)
         state.dev_api_keys = list(keys)
     os.environ["LOCAL_API_KEYS"] = ",".join(keys)  # for __main__ to print
+    if moto_server is not None and os.environ.get("LOCAL_API_AWS_OVER_HTTP") != "1":
+        in_process.install(os.environ["AWS_ENDPOINT_URL"])  # the handler's calls skip loopback HTTP
     for key, value in stack.process_environment().items():  # the API's and the workers'
         os.environ.setdefault(key, value)
     return stack, moto_server

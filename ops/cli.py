@@ -40,7 +40,8 @@ from services.job_service import JobService
 from storage.jobs_scan import JobsScan
 from utils.errors import AppError, ConfigurationError
 from utils.logging import LOGGER_NAME, JsonFormatter, get_logger
-from utils.settings import Settings, WorkerSettings
+from utils.settings import Settings
+from utils.worker_settings import WorkerSettings
 from workers.dependencies import job_events
 
 PROG = "python -m ops"

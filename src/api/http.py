@@ -13,12 +13,14 @@ import re
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from api.multipart import FormPart, parse_form_data
 from models.job import API_VERSION, RequestInfo
 from utils.clock import compact_utc
 from utils.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from api.multipart import FormPart
 
 _REQUEST_ID_ALPHABET = string.ascii_lowercase + string.digits
 _REQUEST_ID_TABLE = bytes(ord(_REQUEST_ID_ALPHABET[n % 36]) for n in range(256))
@@ -127,6 +129,10 @@ class Request:
         the create parser both read them); a body that does not parse raises the same ``InvalidRequest``
         each time."""
         if self._form is None:
+            # Imported on the first multipart body: the parser's regular expressions and dataclass are
+            # not paid by a cold start whose first request has none (bench: cold start end to end).
+            from api.multipart import parse_form_data  # noqa: PLC0415
+
             try:
                 self._form = parse_form_data(self.body, self.header("content-type") or "")
             except InvalidRequest as exc:

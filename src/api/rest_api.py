@@ -15,15 +15,16 @@ and CORS (``api.cors``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api import cors, dependencies, observability, routes
 from api.dependencies import Dependencies
 from api.errors import error_response
 from api.http import Request, envelope_headers, new_request_id, no_content
-from api.idempotency import run_idempotently
-from api.rate_limits import Budget
 from api.routes import Route
+
+if TYPE_CHECKING:
+    from api.rate_limits import Budget
 from utils import logging as log
 from utils import metrics, retry
 from utils.clock import wall_time
@@ -90,6 +91,10 @@ def _run(route: Route, request: Request, deps: Dependencies) -> dict[str, Any]:
         log.bind(client_id=client.client_id)
     if route.rate_limit is None:
         return _dispatch(route, request, deps, None)
+    # Only the POST routes have a budget or an Idempotency-Key: their modules load on the first such
+    # request, so a container whose first request is a GET does not import them at its cold start.
+    from api.rate_limits import Budget  # noqa: PLC0415
+
     budget = Budget(route.rate_limit, request, deps)
     try:
         response = _dispatch(route, request, deps, budget)
@@ -107,6 +112,7 @@ def _dispatch(route: Route, request: Request, deps: Dependencies, budget: Budget
 
     if not route.idempotent:
         return run()
+    from api.idempotency import run_idempotently  # noqa: PLC0415 - see _run
 
     def handle() -> dict[str, Any]:  # errors become responses here, so a 4xx outcome is kept too
         try:

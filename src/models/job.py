@@ -217,27 +217,62 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
 class RequestInfo:
-    """Who asked: recorded on the job for tracing."""
+    """Who asked: recorded on the job for tracing. (Plain classes here and below, not dataclasses: each
+    dataclass costs about a millisecond of every cold start to build; ``bench/first_request.py``.)"""
 
-    request_id: str
-    correlation_id: str
-    #: The calling client (None for operators and the pipeline, who see every job).
-    client_id: str | None = None
-    #: The Idempotency-Key record the request runs under, if any: a job it creates names it.
-    idempotency_record: str | None = None
+    __slots__ = ("client_id", "correlation_id", "idempotency_record", "request_id")
+
+    def __init__(
+        self,
+        request_id: str,
+        correlation_id: str,
+        client_id: str | None = None,
+        idempotency_record: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.correlation_id = correlation_id
+        #: The calling client (None for operators and the pipeline, who see every job).
+        self.client_id = client_id
+        #: The Idempotency-Key record the request runs under, if any: a job it creates names it.
+        self.idempotency_record = idempotency_record
+
+    def _key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.request_id, self.correlation_id, self.client_id, self.idempotency_record)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RequestInfo) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "RequestInfo({!r}, {!r}, {!r}, {!r})".format(*self._key())
 
 
-@dataclass(frozen=True)
 class JobView:
     """A job as a client sees it, with what is computed per request rather than stored."""
 
-    job: Job
-    #: A live cached preview of the same blueprint (on creation only).
-    preview: dict[str, Any] | None = None
-    #: A presigned GET of the result (completed jobs only).
-    result_url: str | None = None
+    __slots__ = ("job", "preview", "result_url")
+
+    def __init__(self, job: Job, preview: dict[str, Any] | None = None, result_url: str | None = None) -> None:
+        self.job = job
+        #: A live cached preview of the same blueprint (on creation only).
+        self.preview = preview
+        #: A presigned GET of the result (completed jobs only).
+        self.result_url = result_url
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobView) and (self.job, self.preview, self.result_url) == (
+            other.job,
+            other.preview,
+            other.result_url,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # holds a dict: not hashable, as the dataclass was not
+
+    def __repr__(self) -> str:
+        return f"JobView({self.job!r}, preview={self.preview!r}, result_url={self.result_url!r})"
 
     def to_public(self) -> dict[str, Any]:
         data = self.job.to_public()

@@ -56,6 +56,7 @@ def event_of(change: StreamChange) -> JobEvent | None:
 
 
 def _modified(old: Job, new: Job, at: float) -> JobEvent | None:
+    """The event a MODIFY of ``old`` into ``new`` is, or None."""
     if old.version == new.version:  # every state change bumps the version; this write changed nothing public
         return None
     if old.status is not new.status:

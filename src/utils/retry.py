@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TypeVar
 
 from botocore.exceptions import ClientError, HTTPClientError
@@ -61,13 +60,35 @@ sleeper: Callable[[float], None] = time.sleep
 now: MonotonicClock = monotonic
 
 
-@dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 4
-    base_delay: float = 1.0
-    max_delay: float = 8.0
-    #: Each delay is multiplied by a factor drawn from [1 - jitter, 1].
-    jitter: float = 0.5
+    """How hard to retry. (A plain class, not a frozen dataclass: a dataclass costs about a millisecond
+    of every cold start to build; ``bench/first_request.py``.)"""
+
+    __slots__ = ("base_delay", "jitter", "max_delay", "max_retries")
+
+    def __init__(
+        self, max_retries: int = 4, base_delay: float = 1.0, max_delay: float = 8.0, jitter: float = 0.5
+    ) -> None:
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        #: Each delay is multiplied by a factor drawn from [1 - jitter, 1].
+        self.jitter = jitter
+
+    def _key(self) -> tuple[int, float, float, float]:
+        return (self.max_retries, self.base_delay, self.max_delay, self.jitter)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RetryPolicy) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryPolicy(max_retries={self.max_retries}, base_delay={self.base_delay}, "
+            f"max_delay={self.max_delay}, jitter={self.jitter})"
+        )
 
     def delay(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
         """Delay before retry ``retry_number`` (0-based): base * 2**n, capped, with jitter."""

@@ -11,9 +11,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from utils.errors import ConfigurationError
 from utils.metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, is_valid_namespace
+
+if TYPE_CHECKING:
+    from utils.worker_settings import WorkerSettings
 
 ENVIRONMENTS = ("dev", "prod")
 
@@ -74,7 +78,7 @@ class Settings:
             metrics_service=service[:255] or DEFAULT_SERVICE,
             webhook_secrets_key=environ.get("WEBHOOK_SECRETS_KEY", ""),
             webhook_allow_loopback=parse_flag(environ, "WEBHOOK_ALLOW_LOOPBACK"),
-            blueprint_retention_days=_retention_days(environ),
+            blueprint_retention_days=retention_days(environ),
         )
 
 
@@ -106,7 +110,7 @@ def parse_retry_delays(text: str | None) -> tuple[int, ...] | None:
     return delays
 
 
-def _retention_days(environ: Mapping[str, str]) -> int:
+def retention_days(environ: Mapping[str, str]) -> int:
     retention = environ.get("BLUEPRINT_RETENTION_DAYS") or "7"
     if not retention.isdigit() or not 1 <= int(retention) <= 3650:
         raise ConfigurationError("BLUEPRINT_RETENTION_DAYS must be a whole number of days, 1 to 3650")
@@ -130,57 +134,8 @@ def get_settings() -> Settings:
     return Settings.from_environ(os.environ)
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What a function beside the API (``src/workers``) is given: only the names it uses, each required
-    by the worker that reads it (``WorkerSettings.from_environ(environ, required)``)."""
-
-    environment: str
-    region: str
-    log_level: str = "INFO"
-    jobs_table: str = ""
-    preview_cache_table: str = ""
-    blueprints_bucket: str = ""
-    cache_bucket: str = ""
-    #: Days a blueprint is kept after its job's final state (as ``Settings.blueprint_retention_days``).
-    blueprint_retention_days: int = 7
-    #: The bus job events go to (``location-detection-{env}``).
-    event_bus_name: str = ""
-    metrics_namespace: str = DEFAULT_NAMESPACE
-    metrics_service: str = DEFAULT_SERVICE
-    #: The queue the webhook fan-out sends deliveries to (its URL).
-    webhook_deliveries_queue_url: str = ""
-    webhook_secrets_key: str = ""
-    webhook_allow_loopback: bool = False
-    #: ``WEBHOOK_RETRY_DELAYS``, when set: the retry schedule (None: the deployed one).
-    webhook_retry_delays: tuple[int, ...] | None = None
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str], required: tuple[str, ...]) -> WorkerSettings:
-        missing = [name for name in ("ENVIRONMENT", *required) if not environ.get(name)]
-        if missing:
-            raise ConfigurationError(f"missing required environment variables: {', '.join(missing)}")
-        if environ["ENVIRONMENT"] not in ENVIRONMENTS:
-            raise ConfigurationError(f"ENVIRONMENT must be one of {ENVIRONMENTS}, got {environ['ENVIRONMENT']!r}")
-        return cls(
-            environment=environ["ENVIRONMENT"],
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            log_level=environ.get("LOG_LEVEL", "INFO").upper(),
-            jobs_table=environ.get("JOBS_TABLE", ""),
-            preview_cache_table=environ.get("PREVIEW_CACHE_TABLE", ""),
-            blueprints_bucket=environ.get("BLUEPRINTS_BUCKET", ""),
-            cache_bucket=environ.get("CACHE_BUCKET", ""),
-            blueprint_retention_days=_retention_days(environ),
-            event_bus_name=environ.get("EVENT_BUS_NAME", ""),
-            metrics_namespace=environ.get("METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
-            metrics_service=(environ.get("METRICS_SERVICE") or DEFAULT_SERVICE).strip()[:255] or DEFAULT_SERVICE,
-            webhook_deliveries_queue_url=environ.get("WEBHOOK_DELIVERIES_QUEUE_URL", ""),
-            webhook_secrets_key=environ.get("WEBHOOK_SECRETS_KEY", ""),
-            webhook_allow_loopback=parse_flag(environ, "WEBHOOK_ALLOW_LOOPBACK"),
-            webhook_retry_delays=parse_retry_delays(environ.get("WEBHOOK_RETRY_DELAYS")),
-        )
-
-
 def get_worker_settings(required: tuple[str, ...]) -> WorkerSettings:
     """A worker's settings from the environment its function was given."""
+    from utils.worker_settings import WorkerSettings  # noqa: PLC0415 - the API's cold start never needs it
+
     return WorkerSettings.from_environ(os.environ, required)

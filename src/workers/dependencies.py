@@ -1,7 +1,7 @@
 """The workers' dependency setup: what each worker function needs, built once per container. The one
 module of ``workers`` that knows the storage layer (as ``api.dependencies`` is for the API).
 
-Each worker reads only the settings it uses (``utils.settings.WorkerSettings``), so its function is given
+Each worker reads only the settings it uses (``utils.worker_settings.WorkerSettings``), so its function is given
 only those names by template.yaml, and its role only those resources.
 """
 
@@ -28,7 +28,8 @@ from storage.secret_box import SecretBox
 from storage.webhook_store import WebhookStore
 from utils import logging as log
 from utils import metrics
-from utils.settings import WorkerSettings, get_worker_settings
+from utils.settings import get_worker_settings
+from utils.worker_settings import WorkerSettings
 
 T = TypeVar("T")
 _built: dict[str, object] = {}

@@ -200,3 +200,55 @@ def test_warm_reports_what_the_rate_limiter_adds_to_a_create() -> None:
         note.startswith("| client mid-burst | DynamoDB.UpdateItem, DynamoDB.UpdateItem |") for note in section.notes
     )
     assert any(note.startswith("| in memory | none |") for note in section.notes)
+
+
+def test_first_request_compares_medians_of_the_totals_and_splits_them_at_the_import() -> None:
+    from bench import first_request
+
+    def sample(imported: float, total: float) -> dict[str, float]:
+        return {"import": imported, "total": total, "cpu": total / 2}
+
+    times = {
+        "ours": [sample(0.30, 0.50), sample(0.32, 0.55), sample(0.90, 1.50)],
+        "bare": [sample(0.28, 0.45), sample(0.29, 0.50), sample(0.30, 0.52)],
+    }
+    calls = {"ours": ["DynamoDB.GetItem"], "bare": ["DynamoDB.GetItem"]}
+    section = first_request.to_section(times, calls, 3)  # type: ignore[arg-type]
+    [row] = section.rows
+    assert row.figure == pytest.approx(550.0)  # medians, so the one slow sample does not count
+    assert row.baseline == pytest.approx(500.0)
+    assert row.ratio == pytest.approx(1.1)
+    assert row.met is True
+    assert any("ours 320 ms import + 230 ms first request" in n for n in section.notes)
+    calls["bare"] = ["DynamoDB.GetItem", "S3.HeadObject"]
+    assert any("DIFFER" in n for n in first_request.to_section(times, calls, 3).notes)  # type: ignore[arg-type]
+
+
+def test_scale_judges_own_time_at_the_largest_size_against_the_smallest_and_items_read_against_the_page() -> None:
+    from bench import scale
+
+    def cell(size: int, owned: int, route: str, own: float, read: int = 0) -> dict[str, object]:
+        samples = {"own": [own / 1000] * 3, "aws": [0.01] * 3, "read": [read]}
+        return {"size": size, "owned": owned, "route": route, **samples}
+
+    cells = [
+        cell(1_000, 10, "get", 1.0),
+        cell(100_000, 10, "get", 1.1),
+        cell(100_000, 10_000, "get", 1.2),
+        cell(1_000, 10, "list-1", 2.0, read=10),
+        cell(100_000, 10, "list-1", 2.2, read=20),
+        cell(100_000, 10_000, "list-1", 4.0, read=20),
+        cell(10_000, 1_000, "list-10", 2.0, read=21),
+    ]
+    section = scale.to_section({"cells": cells, "fill_seconds": 3.0}, 3)
+    rows = {row.figure_name: row for row in section.rows}
+    growth = rows["GET job, the table grows: own time at 100,000 jobs / owns 10"]
+    assert growth.ratio == pytest.approx(1.1)
+    assert growth.met is True
+    owned = rows["GET job, the client owns more: own time at 100,000 jobs / owns 10,000"]
+    assert owned.baseline == pytest.approx(1.1)  # the same table's client owning 10
+    assert rows["list, first page, the table grows: own time at 100,000 jobs / owns 10"].met is True
+    listing = rows["list, first page, the client owns more: own time at 100,000 jobs / owns 10,000"]
+    assert listing.met is False  # ~1.8x: growth with what the client owns is a miss
+    assert rows["list, first page: items read (most of any table/client)"].met is True
+    assert rows["list, 10th page: items read (most of any table/client)"].met is False  # 21 > a page of 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -353,3 +354,41 @@ def test_decode_file_directly() -> None:
     assert decode_file(f"data:image/png;base64,{PNG_B64}", MAX_BYTES) == (PNG, "png")
     with pytest.raises(FileTooLarge):
         decode_file("AAAA" * 100, 10)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda b: b, id="plain, padded (decoded in place)"),
+        pytest.param(lambda b: "\n".join(b[i : i + 76] for i in range(0, len(b), 76)), id="line-wrapped"),
+        pytest.param(lambda b: b.rstrip("="), id="unpadded"),
+        pytest.param(lambda b: b.replace("+", "-").replace("/", "_"), id="URL-safe alphabet"),
+    ],
+)
+def test_every_base64_spelling_decodes_to_the_same_bytes(variant: Callable[[str], str]) -> None:
+    content = bytes(range(256)) * 5 + b"\xfb\xff"  # '+' and '/' in its base64, and padding
+    encoded = base64.b64encode(content).decode()
+    assert "+" in encoded
+    assert "/" in encoded
+    assert encoded.endswith("=")
+    assert decode_file(variant(encoded), MAX_BYTES) == (content, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("QUJD" + "é" * 4, id="non-ASCII in a plain-looking value"),
+        pytest.param("QU=D", id="padding in the middle"),
+        pytest.param("QUJDRA==QQ==", id="data after the padding"),
+        pytest.param("QUJ*", id="outside the alphabet"),
+    ],
+)
+def test_a_value_that_is_not_base64_is_refused_on_either_path(value: str) -> None:
+    with pytest.raises(InvalidRequest, match="not valid base64"):
+        decode_file(value, MAX_BYTES)
+
+
+def test_the_plain_path_refuses_an_oversized_file_before_decoding() -> None:
+    with pytest.raises(FileTooLarge):
+        decode_file(base64.b64encode(b"x" * 12).decode(), 8)
+    assert decode_file(base64.b64encode(b"x" * 12).decode(), 12) == (b"x" * 12, None)

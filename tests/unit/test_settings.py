@@ -177,7 +177,7 @@ def test_get_settings_reads_the_process_environment_once(monkeypatch: pytest.Mon
 
 # ---------------------------------------------------------------------------------------- the workers'
 def test_a_worker_reads_only_what_it_requires_and_names_what_is_missing() -> None:
-    from utils.settings import WorkerSettings
+    from utils.worker_settings import WorkerSettings
 
     consumer = WorkerSettings.from_environ(
         {"ENVIRONMENT": "prod", "EVENT_BUS_NAME": "location-detection-prod", "AWS_REGION": "eu-west-1"},

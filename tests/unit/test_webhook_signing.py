@@ -17,7 +17,8 @@ from models.webhooks import Delivery, delivery_body, normalise_events, validate_
 from services.webhook_delivery import DEFAULT_RETRY_DELAYS, MAX_DELAY_SECONDS, RetrySchedule, sign
 from services.webhooks import secret_text
 from utils.errors import ConfigurationError
-from utils.settings import WorkerSettings, parse_flag, parse_retry_delays
+from utils.settings import parse_flag, parse_retry_delays
+from utils.worker_settings import WorkerSettings
 
 RAW = bytes(range(32))
 SECRET = secret_text(RAW)

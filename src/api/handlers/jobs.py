@@ -6,10 +6,12 @@ from typing import Any
 
 from api.dependencies import Dependencies
 from api.http import Request, ok
-from api.requests import UploadReference, parse_create_job, parse_list_query
 
 
 def create_job(request: Request, deps: Dependencies) -> dict[str, Any]:
+    # The body parsers load on the first request that has a body to parse, not at a GET's cold start.
+    from api.requests import UploadReference, parse_create_job  # noqa: PLC0415
+
     config = deps.config()
     parsed = parse_create_job(request, config.max_upload_bytes)
     if isinstance(parsed, UploadReference):
@@ -20,6 +22,8 @@ def create_job(request: Request, deps: Dependencies) -> dict[str, Any]:
 
 
 def list_jobs(request: Request, deps: Dependencies) -> dict[str, Any]:
+    from api.requests import parse_list_query  # noqa: PLC0415 - see create_job
+
     config = deps.config()
     query = parse_list_query(request, config.default_page_size)
     views, cursor = deps.job_listing(config).list_jobs(request.client_id or "", query)
