@@ -53,6 +53,12 @@ def install(endpoint: str) -> None:
     aws.set_client("s3", s3)
 
 
+def endpoint_for(service: str, endpoint: str) -> str:
+    """The endpoint a client of ``service`` made in this process may name: the server's, until this is
+    installed; then only S3's (every other service's calls are answered in process; "" for none)."""
+    return endpoint if _mock is None or service == "s3" else ""
+
+
 def uninstall() -> None:
     """Back to HTTP (tests); the backends keep their state."""
     global _mock

@@ -38,7 +38,7 @@ from typing import Any
 
 import boto3
 
-from local_api import saved_settings, saved_tables
+from local_api import in_process, saved_settings, saved_tables
 from local_api.cfn_template import Stack
 from local_api.saved_objects import ObjectArchive
 from local_api.state_store import StateFolder, UnreadableState
@@ -153,7 +153,8 @@ class LocalState:
         assert self._stack is not None  # noqa: S101 - restore() came first
         session = boto3.session.Session(region_name=self._stack.region)
         return {
-            name: session.client(name, endpoint_url=self._endpoint or None)  # "": in-process moto (tests)
+            # "": in-process moto (tests); with the local API's in-process AWS, only S3 names the server
+            name: session.client(name, endpoint_url=in_process.endpoint_for(name, self._endpoint) or None)
             for name in ("dynamodb", "s3", "ssm", "secretsmanager")
         }
 

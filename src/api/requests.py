@@ -136,27 +136,25 @@ def decode_file(value: str, max_bytes: int) -> tuple[bytes, str | None]:
         value = value[match.end() :]
     elif value[:5].lower() == "data:":
         raise InvalidRequest("blueprint.file data URLs must be base64-encoded", details={"field": "blueprint.file"})
-    if len(value) % 4 == 0 and not _NOT_PLAIN.search(value):
-        # Plain padded base64 (what clients send): binascii reads the str in place, no bytes copies of it
-        # (the file twice at the peak, not four times). The same check as b64decode(validate=True).
-        if (len(value) // 4) * 3 > max_bytes + 3:
-            raise FileTooLarge(max_bytes)
-        try:
-            return binascii.a2b_base64(value, strict_mode=True), declared
-        except (binascii.Error, ValueError):
-            raise InvalidRequest("blueprint.file is not valid base64", details={"field": "blueprint.file"}) from None
-    encoded = _WHITESPACE.sub(b"", value.encode("ascii", errors="replace"))
-    # Refuse before decoding: 4 base64 characters carry 3 bytes.
-    if (len(encoded) // 4) * 3 > max_bytes + 3:
+    # Plain padded base64 (what clients send): binascii reads the str in place, no bytes copies of it
+    # (the file twice at the peak, not four times). The same check as b64decode(validate=True).
+    plain = len(value) % 4 == 0 and not _NOT_PLAIN.search(value)
+    encoded: str | bytes = value if plain else _normalised_base64(value)
+    if (len(encoded) // 4) * 3 > max_bytes + 3:  # 4 base64 characters carry 3 bytes: refuse before decoding
         raise FileTooLarge(max_bytes)
-    if b"-" in encoded or b"_" in encoded:
-        encoded = encoded.translate(bytes.maketrans(b"-_", b"+/"))
-    encoded += b"=" * (-len(encoded) % 4)
     try:
-        content = base64.b64decode(encoded, validate=True)
+        content = binascii.a2b_base64(encoded, strict_mode=True) if plain else base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest("blueprint.file is not valid base64", details={"field": "blueprint.file"}) from None
     return content, declared
+
+
+def _normalised_base64(value: str) -> bytes:
+    """Line-wrapped, URL-safe or unpadded base64 as plain padded base64."""
+    encoded = _WHITESPACE.sub(b"", value.encode("ascii", errors="replace"))
+    if b"-" in encoded or b"_" in encoded:
+        encoded = encoded.translate(bytes.maketrans(b"-_", b"+/"))
+    return encoded + b"=" * (-len(encoded) % 4)
 
 
 # --------------------------------------------------------------------------------- POST /api/v1/uploads
