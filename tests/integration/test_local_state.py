@@ -24,10 +24,14 @@ from local_api.provision import merge_api_keys, provision
 from local_api.saved_objects import bucket_names
 from local_api.state_store import FORMAT_NAME, FORMAT_VERSION
 from ops.cli import main as ops_main
+from services.webhooks import secret_text
+from storage.secret_box import SecretBox
+from storage.webhook_store import WebhookStore
 from tests import samples
 from tests.conftest import API_KEY, TEST_KEYS, create_body, invoke
 from tests.events import kinds
 from tests.integration.test_job_events import Events
+from tests.webhooks import register, stand_in_dns
 from utils import aws as aws_clients
 from utils import secrets
 from workers import dependencies as worker_dependencies
@@ -256,3 +260,32 @@ def test_a_second_local_api_on_the_same_folder_keeps_nothing(stack: Stack, tmp_p
     assert not LocalState(tmp_path / "state").open(), "the folder is taken"
     holder.folder.unlock()
     assert LocalState(tmp_path / "state").open()
+
+
+def test_a_restart_keeps_a_webhook_registered_over_the_api_and_its_secret_still_opens(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook made with ``POST /api/v1/webhooks`` (its secret sealed with the stack's KMS key) is listed
+    after the restart as it was, and the delivery worker can still open its secret (the key is kept too)."""
+    stand_in_dns(monkeypatch, {"hooks.example.com": ["93.184.216.34"]})
+    moto_atomic.install()
+    folder = tmp_path / "state"
+    with mock_aws():
+        first = Run(stack, folder)
+        made = register("https://hooks.example.com/ld", events=["job.completed"])
+        assert made.status == 201, made.body
+        listed = invoke("GET", "/api/v1/webhooks")
+        assert listed.status == 200
+        assert made.data["webhook_id"] in json.dumps(listed.data)
+        first.stop()
+
+    with mock_aws():
+        second = Run(stack, folder)
+        assert second.restored.problem is None, second.messages
+        again = invoke("GET", "/api/v1/webhooks")
+        assert again.status == 200
+        assert again.data == listed.data, "the webhook comes back exactly as it was listed"
+        (hook,) = WebhookStore(stack.properties("JobsTable")["TableName"]).list("cli_alice")
+        raw = SecretBox(os.environ["WEBHOOK_SECRETS_KEY"]).open("cli_alice", hook.webhook_id, hook.sealed_secret)
+        assert secret_text(raw) == made.data["secret"], "the kept KMS key still opens the kept secret"
+        second.stop()
