@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -98,6 +99,14 @@ class Pipeline:
         """Keep running for a while (what a put-off delivery's next attempt waits for)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            self.run()
+            time.sleep(0.05)
+
+    def run_until(self, done: Callable[[], bool], seconds: float = 30.0) -> None:
+        """Keep running until ``done()`` (a receiver has what it waits for) or ``seconds`` pass: on a
+        loaded machine a delivery can time out once and wait for its retry."""
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
             self.run()
             time.sleep(0.05)
 

@@ -87,6 +87,7 @@ def test_erase_with_yes_takes_every_job_upload_record_and_key_and_leaves_the_oth
     assert code == 0, err
     assert "run this again" in err
     erased = {"keys": 1, "jobs": 2, "objects_deleted": 5, "uploads": 1, "idempotency_records": 1, "rate_limits": 2}
+    erased |= {"webhooks": 0, "webhook_dead_letters": 0}
     assert out["erased"] == erased
     for job in (alice["completed"], alice["pending"]):
         assert nothing_left(everything_of(s3, dynamodb, job))
@@ -104,6 +105,7 @@ def test_erase_with_yes_takes_every_job_upload_record_and_key_and_leaves_the_oth
     again, out, _ = cli(capsys, "clients", "erase", ALICE, "--yes")
     assert again == 0
     nothing = {"keys": 0, "jobs": 0, "objects_deleted": 0, "uploads": 0, "idempotency_records": 0, "rate_limits": 0}
+    nothing |= {"webhooks": 0, "webhook_dead_letters": 0}
     assert out["erased"] == nothing
 
 

@@ -111,7 +111,7 @@ def test_an_erased_jobs_deliveries_name_no_file_and_validate_against_the_documen
         pipeline.run()
         assert len(receiver.wait_for(2)) == 2
         assert invoke("POST", f"/api/v1/jobs/{job_id}/erase").status == 200
-        pipeline.run()
+        pipeline.run_until(lambda: len(receiver.received) >= 4)
         received = receiver.wait_for(4)
     events = {verified(hook["secret"], r)["type"]: r for r in received}
     assert list(events) == ["job.created", "job.processing", "job.cancelled", "job.erased"]
