@@ -29,6 +29,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from local_api.cfn_template import Stack
+from local_api.polling import PollingThread
 from local_api.server import LambdaContext
 from storage.job_stream import JobStream
 from utils.logging import get_logger
@@ -82,8 +83,14 @@ class StreamPoller:
         self._filters = [EventPattern.load(pattern) for pattern in filters or []]
         self._iterators: dict[str, str | None] = {}
         self._attempts: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PollingThread(
+            "job-events-poller",
+            self.poll_once,
+            idle=interval,
+            logger=logger,
+            what="the jobs stream",
+            error_wait=interval,
+        )
         self._lock = threading.Lock()
 
     @property
@@ -193,23 +200,10 @@ class StreamPoller:
     # ----------------------------------------------------------------------------------- the thread
     def start(self) -> None:
         self.prime()
-        self._thread = threading.Thread(target=self._run, name="job-events-poller", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.poll_once() > 0
-            except Exception:  # emulated AWS going away at shutdown, a transient error: try again
-                logger.warning("polling the jobs stream failed; retrying", exc_info=True)
-                busy = False
-            if not busy:
-                self._stop.wait(self.interval)
+        self._thread.stop()
 
 
 def _as_json(value: Any) -> Any:

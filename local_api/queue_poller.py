@@ -13,11 +13,11 @@ implements it). Not emulated: batching windows, scaling, the mapping's own retri
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from local_api.cfn_template import Stack
+from local_api.polling import PollingThread
 from local_api.server import LambdaContext
 from utils.logging import get_logger
 
@@ -68,8 +68,8 @@ class QueuePoller:
         self.region = region
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
         self.queue_arn = str(attributes["QueueArn"])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # The receive long-polls itself (``wait_seconds``): no wait of its own between empty ones.
+        self._thread = PollingThread(f"poller-{function_name}", self.poll_once, idle=0, logger=logger, what="a queue")
 
     def poll_once(self, wait_seconds: int | None = None) -> int:
         """Receive one batch and hand it over; returns how many messages it held."""
@@ -103,21 +103,10 @@ class QueuePoller:
 
     # ----------------------------------------------------------------------------------- the thread
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"poller-{self.function_name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:  # emulated AWS going away at shutdown, a transient error: try again
-                logger.warning("polling a queue failed; retrying", exc_info=True)
-                self._stop.wait(0.5)
+        self._thread.stop()
 
 
 def pollers_for(stack: Stack, sqs: Any, **options: Any) -> list[QueuePoller]:

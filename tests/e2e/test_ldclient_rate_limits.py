@@ -8,7 +8,9 @@ test first spends the route's budget with a body the API refuses (a 400 spends, 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,14 +69,18 @@ def test_a_create_meeting_429_waits_retry_after_and_makes_one_job(
     proxy, url = recorder
     plan = _file(tmp_path, "throttled.png", samples.png(extra=os.urandom(8)))
     assert _spend(small_budget, "jobs") == SECONDS_PER_REQUEST
+    spent_at = time.monotonic()  # the budget's last request was allowed just before this
 
     run = ldclient("--json", "submit", str(plan), url=url)
 
     assert run.code == 0, run.stderr
     assert proxy.answers == [429, 201]
     retry_after = int(proxy.retry_after[0] or 0)
-    assert 1 <= retry_after <= SECONDS_PER_REQUEST
     (first, key), (second, again) = proxy.creates
+    # What is left of the refill when the client's create arrived (its whole seconds, rounded up; one
+    # less when the last allowed request came a moment before spent_at).
+    left = math.ceil(SECONDS_PER_REQUEST - (first - spent_at))
+    assert retry_after in (left, left - 1), (retry_after, left)
     assert key == again, "one Idempotency-Key for both attempts"
     assert second - first >= retry_after - 0.05, "Retry-After waited"
     assert run.json[0]["replayed"] is False, "a 429 is never kept as the key's answer: the retry ran"
