@@ -32,6 +32,7 @@ MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpg": b"\xff\xd8\xff", "pdf": b"%PDF-"}
 MIME = {"png": "image/png", "jpg": "image/jpeg", "pdf": "application/pdf"}
 MAX_BYTES = 50 * 1024 * 1024
 WEEK = 7 * 24 * 3600
+RETENTION_DAYS = 7  # BlueprintRetentionDays' default
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -144,16 +145,24 @@ class JobsApp:
             return self.envelope(_public(job))
         if job["status"] not in ("pending", "processing"):
             raise HttpError(409, "JOB_ALREADY_COMPLETED", "The job can no longer be cancelled")
+        now = time.time()
+        stamp = _iso(now)
+        # A final state: finished_at, the retention entry brought forward and the blueprint tagged for the
+        # lifecycle rule, as src/ does (docs/erasure.md, "Retention").
+        due = min(int(now) + RETENTION_DAYS * 24 * 3600 - 3600, int(job["expires_at"]))
         try:
             updated = self.dynamodb.update_item(
                 TableName=self.jobs_table,
                 Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET #status = :cancelled, updated_at = :now, #version = #version + :one",
+                UpdateExpression="SET #status = :cancelled, updated_at = :now, finished_at = :now, "
+                "lookup_key = :lookup, lookup_at = :due, #version = #version + :one",
                 ConditionExpression="#status = :status AND #version = :version",
                 ExpressionAttributeNames={"#status": "status", "#version": "version"},
                 ExpressionAttributeValues={
                     ":cancelled": {"S": "cancelled"},
-                    ":now": {"S": _iso(time.time())},
+                    ":now": {"S": stamp},
+                    ":lookup": {"S": "sweep#retention"},
+                    ":due": {"N": str(due)},
                     ":one": {"N": "1"},
                     ":status": {"S": job["status"]},
                     ":version": {"N": str(job["version"])},
@@ -163,6 +172,11 @@ class JobsApp:
             )["Attributes"]
         except ClientError as exc:
             raise HttpError(409, "CONFLICT", "The job changed; retry") from exc
+        self.s3.put_object_tagging(
+            Bucket=self.bucket,
+            Key=updated["blueprint_s3_key"]["S"],
+            Tagging={"TagSet": [{"Key": "retention", "Value": "final"}]},
+        )
         self.logger.info("job status changed", extra={"from": job["status"], "to": "cancelled"})
         self.metrics.add_metric(name="JobsCancelled", unit=MetricUnit.Count, value=1)
         return self.envelope(_public({k: self.deserializer.deserialize(v) for k, v in updated.items()}))

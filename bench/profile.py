@@ -36,6 +36,7 @@ def answer_instantly(bench: WarmBench, env: dict[str, str]) -> None:
         "PutItem": {},
         "PutObject": {"ETag": '"0"'},
         "UpdateItem": {"Attributes": cancelled},
+        "PutObjectTagging": {},
     }
 
     def answer(operation: str, params: dict[str, Any]) -> dict[str, Any]:
