@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--deployed-samples",
         type=int,
-        help="fresh interpreters per variant for the as-deployed packages (default 9; quick 3; 0 skips them)",
+        help="fresh interpreters per variant for the packaged settings (default 15; quick 3; 0 skips them)",
     )
     p.add_argument(
         "--first-samples", type=int, help="fresh containers per variant, import + first GET (default 15; quick 3)"
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.only or list(BENCHMARKS)
     runs: dict[str, Callable[[], Section]] = {
         "cold": lambda: cold_start.run(
-            src, int(_pick(args.cold_samples, 15, 5, q)), int(_pick(args.deployed_samples, 9, 3, q))
+            src, int(_pick(args.cold_samples, 15, 5, q)), int(_pick(args.deployed_samples, 15, 3, q))
         ),
         "first": lambda: first_request.run(src, int(_pick(args.first_samples, 15, 3, q))),
         "warm": lambda: warm.run(

@@ -9,14 +9,16 @@ Three settings, each handler against boto3 in the same setting:
 
 - **development**: this virtualenv and ``src/``, bytecode cached (one discarded warm-up of each first):
   the proxy as issue 6 defines it;
-- **as deployed**: the package ``sam build`` makes — ``src/`` plus the runtime dependencies of
+- **sam build alone**: the package ``sam build`` makes — ``src/`` plus the runtime dependencies of
   ``src/requirements.txt`` copied from this virtualenv without any ``__pycache__`` — run with ``python -S``
   (no site-packages: only what the package holds) and ``PYTHONDONTWRITEBYTECODE=1`` (``/var/task`` is
   read-only: nothing compiled at one cold start is kept for the next). ``sam build`` ships no bytecode,
-  so every cold start compiles every module it imports, boto3's and ours;
-- **as deployed, precompiled**: the same package after ``python -m compileall --invalidation-mode
-  unchecked-hash`` (bytecode that needs no writable directory and no source timestamps): what a build
-  step that precompiles would give.
+  so every cold start compiles every module it imports, boto3's and ours. Reported, not judged: no
+  release ships it (a ``sam deploy`` by hand would);
+- **as released**: the same package after ``python -m compileall --invalidation-mode unchecked-hash``
+  (bytecode that needs no writable directory and no source timestamps), which is what ``.ci/release
+  package`` (``deploy.yml``) ships: the setting issue 21 judges ("the package as deployed: precompiled,
+  runtime dependencies only").
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bench.report import Row, Section, method_of
 #: Issue 21 (was 1.15 under issue 6): the handler's import within 10% of boto3's.
 TARGET = 1.10
 HANDLER_MODULE = "api.rest_api"
+SAM_BUILD, RELEASED = "sam build alone", "as released (precompiled)"
 
 _TIMED_IMPORT = (
     "import time\nstarted = time.perf_counter()\nimport {module}\nprint(repr(time.perf_counter() - started))\n"
@@ -141,7 +144,7 @@ def compare(env: dict[str, str], samples: int, flags: tuple[str, ...] = ()) -> d
     return times
 
 
-def row(setting: str, times: dict[str, list[float]]) -> Row:
+def row(setting: str, times: dict[str, list[float]], judged: bool = True) -> Row:
     samples = len(times["handler"])
     return Row(
         f"{setting}: `import {HANDLER_MODULE}` (median of {samples})",
@@ -149,7 +152,7 @@ def row(setting: str, times: dict[str, list[float]]) -> Row:
         f"`import boto3` (median of {samples})",
         median(times["boto3"]) * 1000,
         "ms",
-        limit=TARGET,
+        limit=TARGET if judged else None,
     )
 
 
@@ -166,13 +169,13 @@ def run(src: Path, samples: int, deployed_samples: int) -> Section:
         with tempfile.TemporaryDirectory(prefix="bench-package-") as scratch:
             package = build_package(src, Path(scratch) / "package")
             compiled = precompile(package, Path(scratch) / "compiled")
-            for setting, path in (("as deployed", package), ("as deployed, precompiled", compiled)):
+            for setting, path in ((SAM_BUILD, package), (RELEASED, compiled)):
                 package_env = {**lambda_env, **{k: v for k, v in env.items() if k.startswith("AWS_")}}
                 package_env.update(
                     {"PYTHONPATH": str(path), "PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ["PATH"]}
                 )
                 deployed[setting] = compare(package_env, deployed_samples, ("-S",))
-                rows.append(row(setting, deployed[setting]))
+                rows.append(row(setting, deployed[setting], judged=setting == RELEASED))
     handler, boto3 = median(development["handler"]) * 1000, median(development["boto3"]) * 1000
     extra = added_modules(env)
     notes = [
@@ -184,10 +187,10 @@ def run(src: Path, samples: int, deployed_samples: int) -> Section:
         "- No boto3 client is created at import: clients are built lazily on first use (`utils/aws.py`).",
     ]
     if deployed:
-        plain, fast = deployed["as deployed"], deployed["as deployed, precompiled"]
+        plain, fast = deployed[SAM_BUILD], deployed[RELEASED]
         saved = median(plain["handler"]) - median(fast["handler"])
         notes.append(
-            f"- As deployed, compiling bytecode is most of the import: precompiling the package saves "
+            f"- Without bytecode, compiling is most of the import: precompiling the package saves "
             f"{saved * 1000:.0f} ms of every cold start ({median(plain['handler']) * 1000:.0f} -> "
             f"{median(fast['handler']) * 1000:.0f} ms for the handler's import). Package: `src/` + "
             f"{', '.join(runtime_distributions())}."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from utils.settings import Settings
@@ -26,4 +25,4 @@ def lambda_environ(**overrides: str) -> dict[str, str]:
 
 def make_settings(**overrides: Any) -> Settings:
     """``Settings`` as the function builds them from its environment, with fields replaced."""
-    return dataclasses.replace(Settings.from_environ(lambda_environ()), **overrides)
+    return Settings.from_environ(lambda_environ()).replace(**overrides)

@@ -12,7 +12,6 @@ import json
 import re
 import secrets
 import string
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from models.job import API_VERSION, RequestInfo
@@ -47,27 +46,65 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-@dataclass
 class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    query: dict[str, str]
-    raw_body: Any
-    is_base64: bool
-    request_id: str
-    correlation_id: str
-    aws_request_id: str | None = None
-    raw_query: str = ""
-    #: Claims of a JWT that API Gateway's authorizer verified (empty without one).
-    jwt_claims: dict[str, Any] = field(default_factory=dict)
-    #: The authenticated client's id (set by the router on authenticated routes).
-    client_id: str | None = None
-    path_params: dict[str, str] = field(default_factory=dict)
-    #: The Idempotency-Key record the request runs under (set by ``api.idempotency``), if any.
-    idempotency_record: str | None = None
-    _body: bytes | None = None
-    _form: list[FormPart] | InvalidRequest | None = None
+    """One API Gateway request, as the handlers see it. (A plain class, not a dataclass: ``utils.records``.)"""
+
+    __slots__ = (
+        "_body",
+        "_form",
+        "aws_request_id",
+        "client_id",
+        "correlation_id",
+        "headers",
+        "idempotency_record",
+        "is_base64",
+        "jwt_claims",
+        "method",
+        "path",
+        "path_params",
+        "query",
+        "raw_body",
+        "raw_query",
+        "request_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        raw_body: Any,
+        is_base64: bool,
+        request_id: str,
+        correlation_id: str,
+        aws_request_id: str | None = None,
+        raw_query: str = "",
+        jwt_claims: dict[str, Any] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.query = query
+        self.raw_body = raw_body
+        self.is_base64 = is_base64
+        self.request_id = request_id
+        self.correlation_id = correlation_id
+        self.aws_request_id = aws_request_id
+        self.raw_query = raw_query
+        #: Claims of a JWT that API Gateway's authorizer verified (empty without one).
+        self.jwt_claims: dict[str, Any] = jwt_claims if jwt_claims is not None else {}
+        #: The authenticated client's id (set by the router on authenticated routes).
+        self.client_id: str | None = None
+        self.path_params: dict[str, str] = {}
+        #: The Idempotency-Key record the request runs under (set by ``api.idempotency``), if any.
+        self.idempotency_record: str | None = None
+        self._body: bytes | None = None
+        self._form: list[FormPart] | InvalidRequest | None = None
+
+    def __repr__(self) -> str:  # never the body: it can be 50 MB, and it is the client's data
+        return f"Request({self.method} {self.path}, request_id={self.request_id!r})"
 
     @classmethod
     def from_event(cls, event: Any, request_id: str) -> Request:

@@ -63,6 +63,16 @@ UPLOAD_ID = IdFormat("upload", "upl", 32)
 FEEDBACK_ID = IdFormat("feedback", "fb", 16)
 
 
+#: Canonical format -> (its file extensions, its content types). The first extension is the one a
+#: filename without one gets; the first content type is the one stored. Other spellings are aliases
+#: (``jpeg``, and the non-standard JPEG content types clients send).
+FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "png": (("png",), ("image/png",)),
+    "jpg": (("jpg", "jpeg"), ("image/jpeg", "image/jpg", "image/pjpeg")),
+    "pdf": (("pdf",), ("application/pdf",)),
+}
+
+
 class JobStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"

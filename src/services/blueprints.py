@@ -1,7 +1,9 @@
 """Rules about blueprint files: formats, magic bytes, size, safe filenames. Pure functions, no I/O.
 
-``FORMATS`` is the one list of the formats the API knows; every other table here, the runtime
+``models.job.FORMATS`` is the one list of the formats the API knows; every other table here, the runtime
 configuration's ``allowed-formats`` (``services.runtime_config``) and the request parsers derive from it.
+(It lives with the job model, not here, so that reading the runtime configuration, which every request
+does, does not import these rules and their file-structure checks at a GET's cold start.)
 """
 
 from __future__ import annotations
@@ -10,17 +12,10 @@ import re
 import unicodedata
 
 from models.errors import FileTooLarge, InvalidFileFormat
+from models.job import FORMATS
 from services.file_structure import Read, pdf_header_offset, structure_problem
 from utils.errors import InvalidRequest
 
-#: Canonical format -> (its file extensions, its content types). The first extension is the one a
-#: filename without one gets; the first content type is the one stored. Other spellings are aliases
-#: (``jpeg``, and the non-standard JPEG content types clients send).
-FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "png": (("png",), ("image/png",)),
-    "jpg": (("jpg", "jpeg"), ("image/jpeg", "image/jpg", "image/pjpeg")),
-    "pdf": (("pdf",), ("application/pdf",)),
-}
 FORMAT_EXTENSIONS = {fmt: extensions[0] for fmt, (extensions, _) in FORMATS.items()}
 FORMAT_ALIASES = {extension: fmt for fmt, (extensions, _) in FORMATS.items() for extension in extensions}
 CONTENT_TYPES = {fmt: content_types[0] for fmt, (_, content_types) in FORMATS.items()}

@@ -22,26 +22,58 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
-from services.blueprints import FORMATS
+from models.job import FORMATS
 from utils.config import ConfigStore
+from utils.records import FrozenRecord
 from utils.settings import Settings
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 SUPPORTED_FORMATS = tuple(FORMATS)
 
 
-@dataclass(frozen=True)
-class RuntimeConfig:
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
-    allowed_formats: tuple[str, ...] = SUPPORTED_FORMATS
-    cors_allowed_origins: tuple[str, ...] = ("*",)
-    presign_expiry_seconds: int = 900
-    default_page_size: int = 20
-    rate_limit_per_minute: int = 60
-    rate_limit_burst: int = 20
+class RuntimeConfig(FrozenRecord):
+    """The parameters an operator can change without a deploy (a plain class: ``utils.records``)."""
+
+    __slots__ = (
+        "allowed_formats",
+        "cors_allowed_origins",
+        "default_page_size",
+        "max_upload_bytes",
+        "presign_expiry_seconds",
+        "rate_limit_burst",
+        "rate_limit_per_minute",
+    )
+
+    max_upload_bytes: int
+    allowed_formats: tuple[str, ...]
+    cors_allowed_origins: tuple[str, ...]
+    presign_expiry_seconds: int
+    default_page_size: int
+    rate_limit_per_minute: int
+    rate_limit_burst: int
+
+    def __init__(
+        self,
+        *,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        allowed_formats: tuple[str, ...] = SUPPORTED_FORMATS,
+        cors_allowed_origins: tuple[str, ...] = ("*",),
+        presign_expiry_seconds: int = 900,
+        default_page_size: int = 20,
+        rate_limit_per_minute: int = 60,
+        rate_limit_burst: int = 20,
+    ) -> None:
+        self._set(
+            max_upload_bytes=max_upload_bytes,
+            allowed_formats=allowed_formats,
+            cors_allowed_origins=cors_allowed_origins,
+            presign_expiry_seconds=presign_expiry_seconds,
+            default_page_size=default_page_size,
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_burst=rate_limit_burst,
+        )
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -98,7 +130,7 @@ def parse_parameters(raw: Mapping[str, str], defaults: RuntimeConfig) -> tuple[R
             values[field] = parse(raw[name])
         except ValueError as exc:
             problems.append(f"parameter {name!r} {exc}; using the default")
-    return replace(defaults, **values), problems
+    return defaults.replace(**values), problems
 
 
 def config_store(settings: Settings) -> ConfigStore[RuntimeConfig]:

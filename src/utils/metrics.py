@@ -49,8 +49,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from utils.clock import wall_time
 from utils.logging import get_logger
@@ -93,8 +92,7 @@ _writer.setLevel(logging.INFO)  # metrics are data, not diagnostics: LOG_LEVEL d
 
 
 # ---------------------------------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class MetricsConfig:
+class MetricsConfig(NamedTuple):  # (not dataclasses, in this module: see ``utils.records``)
     namespace: str = DEFAULT_NAMESPACE
     #: The dimensions every document carries, in order.
     dimensions: tuple[tuple[str, str], ...] = (("Service", DEFAULT_SERVICE), ("Environment", "unknown"))
@@ -129,8 +127,7 @@ def is_valid_namespace(namespace: str) -> bool:
 DimensionValues = tuple[tuple[str, str], ...]
 
 
-@dataclass
-class Series:
+class Series(NamedTuple):
     """One metric's unit and the values recorded for it in one dimension set."""
 
     unit: str
@@ -240,13 +237,15 @@ def documents(
     return [p.document for p in packed]
 
 
-@dataclass
 class _Packed:
     """A document being filled, with what it already holds."""
 
-    document: dict[str, Any]
-    dimensions: dict[str, str] = field(default_factory=dict)
-    metrics: set[str] = field(default_factory=set)
+    __slots__ = ("dimensions", "document", "metrics")
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.dimensions: dict[str, str] = {}
+        self.metrics: set[str] = set()
 
     def fits(self, dimensions: DimensionValues, entries: list[tuple[str, str, list[float]]]) -> bool:
         if len(self.metrics) + len(entries) > MAX_METRICS_PER_DOCUMENT:

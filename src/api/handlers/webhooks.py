@@ -7,10 +7,13 @@ from typing import Any
 
 from api.dependencies import Dependencies
 from api.http import Request, ok
-from api.webhook_requests import parse_webhook_request
 
 
 def create_webhook(request: Request, deps: Dependencies) -> dict[str, Any]:
+    # The body's parser (and the URL rules it applies) load on the first registration, not at a GET's
+    # cold start: together they were ~15 ms of every container's init (bench/first_request.py).
+    from api.webhook_requests import parse_webhook_request  # noqa: PLC0415
+
     created = deps.webhooks.create(request.client_id or "", parse_webhook_request(request))
     return ok(request, created, 201, {"Location": f"/api/v1/webhooks/{created['webhook_id']}"})
 
