@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from services.runtime_config import RuntimeConfig
+from tests.factories import make_settings
 from utils.records import FrozenRecord, Record
 from utils.settings import Settings
 
@@ -63,17 +64,8 @@ def test_a_mutable_record_may_change() -> None:
 
 
 def test_settings_and_runtime_config_keep_their_defaults_and_value_semantics() -> None:
-    settings = Settings(
-        environment="dev",
-        jobs_table="t",
-        preview_cache_table="p",
-        blueprints_bucket="b",
-        cache_bucket="c",
-        config_path="/c/",
-        api_keys_secret_name="s",
-        region="us-east-1",
-    )
-    assert (settings.log_level, settings.cors_allowed_origins, settings.blueprint_retention_days) == ("INFO", ("*",), 7)
+    settings = make_settings()
+    assert Settings(**{name: getattr(settings, name) for name in Settings.__slots__}) == settings
     assert settings.replace(log_level="DEBUG") != settings
     assert settings.replace(log_level="DEBUG").replace(log_level="INFO") == settings
     config = RuntimeConfig(default_page_size=5)
