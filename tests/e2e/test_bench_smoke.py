@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import first_request, scale
+from bench import first_request, scale, warm
 from bench.common import DEFAULT_SRC
 
 pytestmark = pytest.mark.e2e
@@ -31,3 +31,11 @@ def test_the_cost_against_size_benchmark_fills_a_table_and_judges_the_list_by_th
     assert all(row.met for row in read)  # a page reads at most its page size
     table = "\n".join(section.notes)
     assert "| 1,000 | 10 |" in table
+
+
+def test_the_warm_benchmark_holds_ours_bare_and_powertools_to_the_same_calls_on_every_route() -> None:
+    section = warm.run(DEFAULT_SRC, 2, 1)
+    calls = [n for n in section.notes if n.startswith("- ") and ": " in n and "." in n.split(": ", 1)[1]]
+    assert len(calls) == len(warm.ROUTES)
+    assert not [n for n in calls if "DIFFER" in n]  # else the figures fall back to raw totals
+    assert "- cancel job: DynamoDB.GetItem, DynamoDB.UpdateItem, S3.PutObjectTagging" in calls
