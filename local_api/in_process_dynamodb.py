@@ -11,8 +11,8 @@ handler does the same work more directly, for the operations ``src/`` makes:
   parameters it would have parsed), and a ``DynamoHandler`` is set up with what ``setup_class`` would
   give it (account from the signing credentials, region from the URL);
 - the action: moto's ``call_action`` itself (``local_api.moto_atomic``'s lock, IAM bookkeeping, the
-  action method, its exceptions, request id, ``x-amz-crc32``), so conditional writes, TTL and the stream
-  records the backend keeps are moto's, unchanged;
+  action method, its exceptions, request id, ``x-amz-crc32``), so conditional writes, the expressions
+  that filter out expired items (TTL), and the stream records the backend keeps are moto's, unchanged;
 - the answer: a plain result (``ActionResult`` of dicts, lists, strings, numbers, booleans, bytes) is
   converted by a walk of the output shape into exactly what moto's serializer followed by botocore's
   parser produces (the JSON body is still written, with the same bytes, for the CRC header); anything
@@ -265,8 +265,15 @@ _state: dict[str, Any] = {}
 _routes: dict[str, bool] = {}
 
 
+_build_lock = threading.RLock()  # the first calls may come from several threads at once
+
+
 def _moto_parts() -> dict[str, Any]:
-    if not _state:
+    if _state:
+        return _state
+    with _build_lock:
+        if _state:
+            return _state
         from moto.core.responses import BaseResponse
         from moto.core.serialize import JSONSerializer, get_serializer_class
         from moto.core.utils import get_service_model
@@ -335,18 +342,23 @@ def _operation(name: str, botocore_model: Any) -> dict[str, Any] | None:
     parts = _moto_parts()
     cached = parts["operations"].get(name)
     if cached is None:
-        model = parts["service_model"].operation_model(name)
-        same = _signature(model.output_shape) == _signature(botocore_model.output_shape) and _signature(
-            model.input_shape
-        ) == _signature(botocore_model.input_shape)
-        cached = {
-            "model": model,
-            "same": same,
-            "convert": _converter(model.output_shape) if same else _decline,
-            "status": model.http.get("responseCode", 200),
-        }
-        parts["operations"][name] = cached
+        with _build_lock:
+            cached = parts["operations"].get(name) or _operation_entry(parts, name, botocore_model)
+            parts["operations"][name] = cached
     return cached if cached["same"] else None
+
+
+def _operation_entry(parts: dict[str, Any], name: str, botocore_model: Any) -> dict[str, Any]:
+    model = parts["service_model"].operation_model(name)
+    same = _signature(model.output_shape) == _signature(botocore_model.output_shape) and _signature(
+        model.input_shape
+    ) == _signature(botocore_model.input_shape)
+    return {
+        "model": model,
+        "same": same,
+        "convert": _converter(model.output_shape) if same else _decline,
+        "status": model.http.get("responseCode", 200),
+    }
 
 
 def _signature(shape: Any, seen: frozenset[str] = frozenset()) -> Any:
