@@ -237,8 +237,10 @@ def to_section(samples: dict[str, list[Sample]], threads: int, seconds: float, r
         ),
         f"- Targets (issue 21): >= {TARGET_THROUGHPUT:g} req/s and p50 <= {TARGET_P50_MS:g} ms with {threads} "
         "clients. The local API answers the handler's boto3 calls in process from the embedded moto's own "
-        "backends (`local_api/in_process.py`); the bare server still sends its `GetItem` over loopback HTTP to "
-        "the same kind of embedded moto, so ours can beat it. Where the rest goes: Findings, 6.",
+        "backends (`local_api/in_process.py`), its DynamoDB calls by moto's DynamoDB handler without moto's URL "
+        "dispatch and generic serializer (`local_api/in_process_dynamodb.py`); the bare server still sends its "
+        "`GetItem` over loopback HTTP to the same kind of embedded moto, so ours can beat it. Where the rest "
+        "goes: Findings, 6.",
     ]
     return Section(
         title="Local API: GET job over HTTP, 8 keep-alive clients",

@@ -18,6 +18,9 @@ server uses, so both paths see one state:
 In this process, therefore, a client given the server's endpoint is answered as S3 (moto maps that
 endpoint to S3's host names): only the S3 client may name it; other processes (the operator CLI, curl)
 use the server over HTTP as before. ``LOCAL_API_AWS_OVER_HTTP=1`` keeps everything on HTTP.
+DynamoDB's calls skip moto's URL dispatch and generic serializer too (``local_api.in_process_dynamodb``:
+moto's own handler, its answer converted by a walk of the output shape; ``LOCAL_API_DYNAMODB_DIRECT=0``
+leaves them to ``mock_aws``'s stubber).
 Conditional writes stay atomic (``local_api.moto_atomic`` locks moto's DynamoDB handler, whichever path
 a call takes); TTL, the stream and its consumer see the same tables. Dev-only, never imported by ``src/``.
 """
@@ -48,6 +51,12 @@ def install(endpoint: str) -> None:
 
     _mock = mock_aws()
     _mock.start(reset=False)  # the server's backends, already provisioned, are the state
+    if os.environ.get("LOCAL_API_DYNAMODB_DIRECT") != "0":
+        from local_api import in_process_dynamodb
+
+        in_process_dynamodb.install()
+        if aws._session is not None:  # made before: its clients copy its handlers
+            in_process_dynamodb.register(aws._session.events)
     aws.reset_clients()
     s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=aws.client_config(signature_version="s3v4"))
     aws.set_client("s3", s3)
@@ -64,6 +73,9 @@ def uninstall() -> None:
     global _mock
     if _mock is None:
         return
+    from local_api import in_process_dynamodb
+
+    in_process_dynamodb.uninstall()
     _mock.stop(remove_data=False)
     _mock = None
     os.environ.pop("MOTO_S3_CUSTOM_ENDPOINTS", None)

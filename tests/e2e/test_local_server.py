@@ -170,6 +170,38 @@ def test_ctrl_c_stops_the_server_cleanly() -> None:
     assert "Traceback" not in output
 
 
+@pytest.mark.parametrize(
+    "switch",
+    [{"LOCAL_API_AWS_OVER_HTTP": "1"}, {"LOCAL_API_DYNAMODB_DIRECT": "0"}],
+    ids=["aws-over-http", "dynamodb-through-moto-stubber"],
+)
+def test_the_in_process_shortcuts_can_be_switched_off(switch: dict[str, str]) -> None:
+    """Every AWS call over loopback HTTP, or DynamoDB's through mock_aws's stubber: the same API, a
+    presigned upload included."""
+    import requests
+
+    server = start_local_server(free_port(), extra_env=switch)
+    client = Client(server.url)
+    try:
+        content = samples.pdf()
+        ticket = client.json("POST", "/api/v1/uploads", {"filename": "p.pdf", "format": "pdf", "size": len(content)})
+        assert ticket.status == 201, ticket.raw
+        upload = ticket.data
+        posted = requests.post(upload["url"], data=upload["fields"], files={"file": ("p.pdf", content)}, timeout=60)
+        assert posted.status_code == 204, posted.text[:300]
+        created = client.json("POST", "/api/v1/jobs", {"blueprint": {"upload_id": upload["upload_id"]}})
+        assert created.status == 201, created.raw
+        location = created.headers["location"]
+        assert client.request("GET", location).data == created.data
+        assert client.request("DELETE", location).data["status"] == "cancelled"
+        assert client.request("GET", location).data["status"] == "cancelled"
+    finally:
+        client.close()
+        code, output = stop_local_server(server)
+    assert code == 0
+    assert "Traceback" not in output
+
+
 def _read_all(sock: socket.socket) -> bytes:
     response = b""
     while data := sock.recv(65536):
