@@ -40,14 +40,14 @@ def parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="where to write the report (default: docs/benchmarks.md; --quick: nowhere)"
     )
     p.add_argument("--findings", type=Path, default=FINDINGS, help="Markdown appended to the report, if it exists")
-    p.add_argument("--cold-samples", type=int, help="fresh interpreters per variant (default 15; quick 5)")
+    p.add_argument("--cold-samples", type=int, help="fresh interpreters per variant (default 25; quick 5)")
     p.add_argument(
         "--deployed-samples",
         type=int,
-        help="fresh interpreters per variant for the packaged settings (default 15; quick 3; 0 skips them)",
+        help="fresh interpreters per variant for the packaged settings (default 25; quick 3; 0 skips them)",
     )
     p.add_argument(
-        "--first-samples", type=int, help="fresh containers per variant, import + first GET (default 15; quick 3)"
+        "--first-samples", type=int, help="fresh containers per variant, import + first GET (default 25; quick 3)"
     )
     p.add_argument("--warm-iterations", type=int, help="timed requests per route and variant (default 200; quick 20)")
     p.add_argument("--warm-warmup", type=int, help="untimed requests per route and variant first (default 20; quick 3)")
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.only or list(BENCHMARKS)
     runs: dict[str, Callable[[], Section]] = {
         "cold": lambda: cold_start.run(
-            src, int(_pick(args.cold_samples, 15, 5, q)), int(_pick(args.deployed_samples, 15, 3, q))
+            src, int(_pick(args.cold_samples, 25, 5, q)), int(_pick(args.deployed_samples, 25, 3, q))
         ),
-        "first": lambda: first_request.run(src, int(_pick(args.first_samples, 15, 3, q))),
+        "first": lambda: first_request.run(src, int(_pick(args.first_samples, 25, 3, q))),
         "warm": lambda: warm.run(
             src, int(_pick(args.warm_iterations, 200, 20, q)), int(_pick(args.warm_warmup, 20, 3, q))
         ),

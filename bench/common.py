@@ -55,6 +55,12 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
 
 
+def paired_ratio(figures: list[float], baselines: list[float]) -> float:
+    """The median over rounds of a round's figure over the same round's baseline (interleaved samples:
+    the drift of a shared machine's speed cancels within a round)."""
+    return median([f / b for f, b in zip(figures, baselines, strict=True)])
+
+
 def ratio(figure: float, baseline: float) -> float:
     """``figure / baseline``; infinite when the baseline is zero (and the figure is not)."""
     if baseline == 0:

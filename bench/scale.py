@@ -197,7 +197,6 @@ class ScaleBench:
 
     def fill(self, count: int, owner: str | None) -> None:
         """``count`` jobs straight into moto's table (``owner``'s, or spread over filler clients)."""
-        import dataclasses
 
         from moto.dynamodb.models import dynamodb_backends
 
@@ -221,7 +220,7 @@ class ScaleBench:
                     request=RequestInfo("req_fill", "req_fill", client),
                 )
                 stamp = iso_utc(self.clock + self.filled)
-                job = dataclasses.replace(job, created_at=stamp, updated_at=stamp)
+                job = job.replace(created_at=stamp, updated_at=stamp)
                 table.put_item(to_item(job.to_record()), overwrite=True)
         finally:
             table.stream_shard = shard

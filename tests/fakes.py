@@ -8,7 +8,6 @@ between a service's read and its write.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -42,9 +41,9 @@ class FakeJobsTable:
         current = self.jobs.get(job.job_id)
         if current is None or current.version != job.version or not condition(current):
             raise StaleJob(current)
-        known = {k: v for k, v in sets.items() if k in Job.__dataclass_fields__}
+        known = {k: v for k, v in sets.items() if k in Job.__slots__}
         extra = {**current.extra, **{k: v for k, v in sets.items() if k not in known}}
-        updated = dataclasses.replace(current, **known, version=current.version + 1, extra=extra)
+        updated = current.replace(**known, version=current.version + 1, extra=extra)
         self.jobs[job.job_id] = updated
         return updated
 
@@ -75,7 +74,7 @@ class FakeJobsTable:
         current = self.jobs[job_id]
         if current.extra.get("completing_by") == attempt_id:
             extra = {k: v for k, v in current.extra.items() if k not in ("completing_by", "completing_until")}
-            self.jobs[job_id] = dataclasses.replace(current, extra=extra)
+            self.jobs[job_id] = current.replace(extra=extra)
             self.writes.append(("unlock", job_id))
 
 

@@ -13,7 +13,7 @@ from bench.load.client import Client
 from bench.load.connection import Connection, Reply
 from bench.load.ledger import Tracked
 from bench.load.plan import CONTENT_TYPES, FILENAMES
-from models.job import JOB_ID
+from models.ids import JOB_ID
 
 
 class Creates(Client):

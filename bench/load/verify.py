@@ -16,7 +16,7 @@ from bench.load.connection import Connection
 from bench.load.ledger import Ledger, Tracked
 from bench.load.pipeline import Resources
 from bench.load.stats import Stats
-from models.job import JOB_ID
+from models.ids import JOB_ID
 
 
 @dataclass

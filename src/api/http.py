@@ -46,7 +46,7 @@ def _text(value: Any) -> str:
 
 
 class Request:
-    """One API Gateway request, as the handlers see it. (A plain class, not a dataclass: ``utils.records``.)"""
+    """One API Gateway request, as the handlers see it. (A plain class, not a dataclass: ``models.records``.)"""
 
     __slots__ = (
         "_body",

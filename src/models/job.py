@@ -1,5 +1,5 @@
-"""The one shape of a job: fields, status enum, allowed transitions, id formats, record (de)serialisation,
-and the job as a client sees it (``JobView``).
+"""The one shape of a job: fields, status enum, allowed transitions, record (de)serialisation, and the
+job as a client sees it (``JobView``). Its id format is ``models.ids``.
 
 No I/O here. ``to_record``/``from_record`` convert to and from the plain attribute map stored in
 DynamoDB (absent attributes for ``None``; numbers come back as ``Decimal`` and are turned into ``int``).
@@ -8,59 +8,15 @@ DynamoDB (absent attributes for ``None``; numbers come back as ``Decimal`` and a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from models.errors import InvalidJobId
+from models.records import FrozenRecord, Record
 
 #: The version of the contract every response names (``meta.api_version``) and every job records.
 API_VERSION = "v1"
 JOB_TTL_SECONDS = 7 * 24 * 3600
-
-
-class IdFormat:
-    """``{prefix}_{YYYYMMDDTHHMMSS}_{random lowercase hex}``: the UTC time an id was minted and randomness."""
-
-    __slots__ = ("name", "pattern", "prefix", "random_hex_digits")
-
-    def __init__(self, name: str, prefix: str, random_hex_digits: int) -> None:
-        self.name = name
-        self.prefix = prefix
-        self.random_hex_digits = random_hex_digits
-        self.pattern = re.compile(rf"{prefix}_[0-9]{{8}}T[0-9]{{6}}_[0-9a-f]{{{random_hex_digits}}}")
-
-    def matches(self, value: str) -> bool:
-        """The shape, and a timestamp that is a real UTC time (no month 13, hour 25 or 30 February)."""
-        if self.pattern.fullmatch(value) is None:
-            return False
-        at = len(self.prefix) + 1  # YYYYMMDDTHHMMSS, all digits (the pattern checked them)
-        try:  # datetime() rules on the calendar (strptime would too, at ~6x the cost and its import)
-            datetime(
-                int(value[at : at + 4]),
-                int(value[at + 4 : at + 6]),
-                int(value[at + 6 : at + 8]),
-                int(value[at + 9 : at + 11]),
-                int(value[at + 11 : at + 13]),
-                int(value[at + 13 : at + 15]),
-            )
-        except ValueError:
-            return False
-        return True
-
-    def make(self, compact_time: str, random_hex: str) -> str:
-        value = f"{self.prefix}_{compact_time}_{random_hex}"
-        if not self.matches(value):
-            raise ValueError(f"{self.name} id parts do not form a valid {self.name} id")
-        return value
-
-
-#: 64 random bits. Uploads carry 128 because the id alone lets its holder finalise the upload.
-JOB_ID = IdFormat("job", "job", 16)
-UPLOAD_ID = IdFormat("upload", "upl", 32)
-FEEDBACK_ID = IdFormat("feedback", "fb", 16)
 
 
 #: Canonical format -> (its file extensions, its content types). The first extension is the one a
@@ -95,54 +51,39 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 
 
-def is_valid_job_id(value: str) -> bool:
-    return JOB_ID.matches(value)
-
-
-def is_valid_upload_id(value: str) -> bool:
-    return UPLOAD_ID.matches(value)
-
-
 #: A pipeline stage: a short lowercase name (``preprocessing``, ``room-detection``, ``ocr_2``).
 STAGE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 #: The pipeline's progress: a whole percentage.
 MIN_PROGRESS, MAX_PROGRESS = 0, 100
 
 
-def validate_job_id(job_id: str) -> str:
-    """``job_id`` itself if it is one, else ``InvalidJobId`` (before any read: a malformed id is the
-    client's mistake, not an absent job)."""
-    if not is_valid_job_id(job_id):
-        raise InvalidJobId(details={"expected_format": "job_{YYYYMMDDTHHMMSS}_{16 lowercase hex}"})
-    return job_id
-
-
 # Fields a client sees, in the contract's order.
-PUBLIC_FIELDS = (
-    "job_id",
-    "status",
-    "created_at",
-    "updated_at",
-    "blueprint_s3_key",
-    "blueprint_format",
-    "blueprint_hash",
-    "blueprint_size",
-    "blueprint_filename",
-    "result_s3_key",
-    "error",
-    "started_at",
-    "finished_at",
-    "progress",
-    "stage",
-    "request_id",
-    "correlation_id",
-    "api_version",
-    "feedback_count",
+PUBLIC_FIELDS = tuple(
+    "job_id status created_at updated_at blueprint_s3_key blueprint_format blueprint_hash"  # noqa: SIM905 - a list is a name a line
+    " blueprint_size blueprint_filename result_s3_key error started_at finished_at progress stage"
+    " request_id correlation_id api_version feedback_count".split()
 )
 
 
-@dataclass(frozen=True)
-class Job:
+#: A job's fields, in order: its stored attributes, then ``extra`` (attributes this code does not know).
+_JOB_FIELDS = tuple(
+    "job_id status created_at updated_at blueprint_s3_key blueprint_format blueprint_hash"  # noqa: SIM905
+    " blueprint_size blueprint_filename request_id correlation_id expires_at api_version result_s3_key"
+    " error started_at finished_at progress stage version feedback_count owner_id upload_id"
+    " idempotency_record erase_requested_at lookup_key lookup_at extra".split()
+)
+
+
+#: A job's stored attributes, in order.
+_RECORD_FIELDS = _JOB_FIELDS[:-1]
+
+
+class Job(FrozenRecord):
+    """A job as stored (not a dataclass: building this one cost ~3 ms of every cold start; ``models.records``)."""
+
+    __slots__ = _JOB_FIELDS
+    _uncompared = frozenset({"extra"})
+
     job_id: str
     status: JobStatus
     created_at: str
@@ -156,31 +97,68 @@ class Job:
     correlation_id: str
     #: Epoch seconds; the table's TTL attribute. Reads treat a job past it as absent.
     expires_at: int
-    api_version: str = API_VERSION
-    result_s3_key: str | None = None
-    error: dict[str, str] | None = None
+    api_version: str
+    result_s3_key: str | None
+    error: dict[str, str] | None
     #: When it entered ``processing`` / reached a final state (set by the job service, never by a client).
-    started_at: str | None = None
-    finished_at: str | None = None
+    started_at: str | None
+    finished_at: str | None
     #: What the pipeline reported: a percentage that never goes down (100 once completed), a stage name.
-    progress: int | None = None
-    stage: str | None = None
+    progress: int | None
+    stage: str | None
     #: Incremented by every write of a public field except the feedback count, and by the completion
     #: lock; part of each transition's condition. Events are ``{job_id}:{version}`` (models.events).
-    version: int = 1
-    feedback_count: int = 0
+    version: int
+    feedback_count: int
     #: The client that created the job; only it sees the job. None for jobs made before ownership.
-    owner_id: str | None = None
+    owner_id: str | None
     #: Where the file came from and what names the job, kept so an erasure finds them without a Scan
     #: (docs/erasure.md): the upload it was made from, the Idempotency-Key record whose answer names it.
-    upload_id: str | None = None
-    idempotency_record: str | None = None
+    upload_id: str | None
+    idempotency_record: str | None
     #: When its erasure was asked for (epoch seconds): from then on every read treats the job as absent.
-    erase_requested_at: int | None = None
+    erase_requested_at: int | None
     #: The lookup index's entry (``storage.lookups``): what the sweep must do with the job, and when.
-    lookup_key: str | None = None
-    lookup_at: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    lookup_key: str | None
+    lookup_at: int | None
+    extra: dict[str, Any]
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        status: JobStatus,
+        created_at: str,
+        updated_at: str,
+        blueprint_s3_key: str,
+        blueprint_format: str,
+        blueprint_hash: str,
+        blueprint_size: int,
+        blueprint_filename: str,
+        request_id: str,
+        correlation_id: str,
+        expires_at: int,
+        api_version: str = API_VERSION,
+        result_s3_key: str | None = None,
+        error: dict[str, str] | None = None,
+        started_at: str | None = None,
+        finished_at: str | None = None,
+        progress: int | None = None,
+        stage: str | None = None,
+        version: int = 1,
+        feedback_count: int = 0,
+        owner_id: str | None = None,
+        upload_id: str | None = None,
+        idempotency_record: str | None = None,
+        erase_requested_at: int | None = None,
+        lookup_key: str | None = None,
+        lookup_at: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        given = locals()  # the parameters, by name: one loop instead of 28 assignments
+        for name in _RECORD_FIELDS:
+            object.__setattr__(self, name, given[name])
+        object.__setattr__(self, "extra", {} if extra is None else extra)
 
     def is_expired(self, now_epoch: float) -> bool:
         return self.expires_at <= now_epoch
@@ -216,8 +194,6 @@ class Job:
         return cls(**values, extra=extra)
 
 
-#: A job's stored attributes, in order (computed once: ``dataclasses.fields`` is slow per call).
-_RECORD_FIELDS = tuple(f.name for f in fields(Job) if f.name != "extra")
 _KNOWN_FIELDS = frozenset(_RECORD_FIELDS)
 
 
@@ -234,7 +210,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class RequestInfo:
+class RequestInfo(Record):
     """Who asked: recorded on the job for tracing. (Plain classes here and below, not dataclasses: each
     dataclass costs about a millisecond of every cold start to build; ``bench/first_request.py``.)"""
 
@@ -254,23 +230,12 @@ class RequestInfo:
         #: The Idempotency-Key record the request runs under, if any: a job it creates names it.
         self.idempotency_record = idempotency_record
 
-    def _key(self) -> tuple[str, str, str | None, str | None]:
-        return (self.request_id, self.correlation_id, self.client_id, self.idempotency_record)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RequestInfo) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return "RequestInfo({!r}, {!r}, {!r}, {!r})".format(*self._key())
-
-
-class JobView:
+class JobView(Record):
     """A job as a client sees it, with what is computed per request rather than stored."""
 
     __slots__ = ("job", "preview", "result_url")
+    __hash__ = None  # type: ignore[assignment]  # holds a dict: not hashable, as the dataclass was not
 
     def __init__(self, job: Job, preview: dict[str, Any] | None = None, result_url: str | None = None) -> None:
         self.job = job
@@ -278,18 +243,6 @@ class JobView:
         self.preview = preview
         #: A presigned GET of the result (completed jobs only).
         self.result_url = result_url
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobView) and (self.job, self.preview, self.result_url) == (
-            other.job,
-            other.preview,
-            other.result_url,
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # holds a dict: not hashable, as the dataclass was not
-
-    def __repr__(self) -> str:
-        return f"JobView({self.job!r}, preview={self.preview!r}, result_url={self.result_url!r})"
 
     def to_public(self) -> dict[str, Any]:
         data = self.job.to_public()

@@ -15,7 +15,7 @@ from typing import Any
 
 from models.errors import WebhookNotFound
 from models.events import EVENT_TYPES
-from models.job import IdFormat
+from models.ids import IdFormat
 
 #: ``wh_{YYYYMMDDTHHMMSS}_{16 lowercase hex}``: minted like job ids (``services.ids``).
 WEBHOOK_ID = IdFormat("webhook", "wh", 16)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from models.errors import Conflict, JobNotFound
-from models.job import Job, JobStatus, validate_job_id
+from models.ids import validate_job_id
+from models.job import Job, JobStatus
 from services.job_rules import timing
 from services.job_service import COMPLETION_WAIT_SECONDS, TRANSITION_ATTEMPTS
 from services.previews import PreviewService

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from models.errors import JobNotCompleted, JobNotFound
-from models.job import FEEDBACK_ID, JobStatus, RequestInfo
+from models.ids import FEEDBACK_ID
+from models.job import JobStatus, RequestInfo
 from services.ids import new_id
 from services.job_service import JobService
 from storage.cache_store import CacheStore, feedback_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from models.job import IdFormat
+from models.ids import IdFormat
 from utils.clock import compact_utc
 
 

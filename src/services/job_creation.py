@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.errors import Conflict
-from models.job import API_VERSION, JOB_ID, JOB_TTL_SECONDS, Job, JobStatus, JobView, RequestInfo
+from models.ids import JOB_ID
+from models.job import API_VERSION, JOB_TTL_SECONDS, Job, JobStatus, JobView, RequestInfo
 from services import blueprints, retention
 from services.blueprints import CONTENT_TYPES, sanitise_filename
 from services.file_structure import Read, bytes_reader

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.events import CREATED, ERASED, PROGRESS, JobEvent, event_id, status_event_type
-from models.job import Job, JobStatus, is_valid_job_id
+from models.ids import is_valid_job_id
+from models.job import Job, JobStatus
 from storage.event_bus import EventBus
 from storage.job_stream import StreamChange, decode
 from utils import metrics

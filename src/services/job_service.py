@@ -36,7 +36,8 @@ from models.errors import (
     JobNotProcessing,
     ProgressDecreased,
 )
-from models.job import ALLOWED_TRANSITIONS, Job, JobStatus, JobView, can_transition, validate_job_id
+from models.ids import validate_job_id
+from models.job import ALLOWED_TRANSITIONS, Job, JobStatus, JobView, can_transition
 from services.job_rules import check_progress, timing, validate_result
 from services.previews import PreviewService
 from services.retention import BlueprintRetention

@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from models.job import FORMATS
+from models.records import FrozenRecord
 from utils.config import ConfigStore
-from utils.records import FrozenRecord
 from utils.settings import Settings
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -34,7 +34,7 @@ SUPPORTED_FORMATS = tuple(FORMATS)
 
 
 class RuntimeConfig(FrozenRecord):
-    """The parameters an operator can change without a deploy (a plain class: ``utils.records``)."""
+    """The parameters an operator can change without a deploy (a plain class: ``models.records``)."""
 
     __slots__ = (
         "allowed_formats",

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from models.errors import Conflict, FileTooLarge, InvalidFileFormat, UploadNotFound
-from models.job import UPLOAD_ID, JobView, RequestInfo, is_valid_upload_id
+from models.ids import UPLOAD_ID, is_valid_upload_id
+from models.job import JobView, RequestInfo
 from services.blueprints import CONTENT_TYPES, FORMATS_BY_CONTENT_TYPE, normalise_format, sanitise_filename
 from services.file_structure import with_cached_head
 from services.ids import new_id

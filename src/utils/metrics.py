@@ -92,7 +92,7 @@ _writer.setLevel(logging.INFO)  # metrics are data, not diagnostics: LOG_LEVEL d
 
 
 # ---------------------------------------------------------------------------------------- configuration
-class MetricsConfig(NamedTuple):  # (not dataclasses, in this module: see ``utils.records``)
+class MetricsConfig(NamedTuple):  # (not dataclasses, in this module: see ``models.records``)
     namespace: str = DEFAULT_NAMESPACE
     #: The dimensions every document carries, in order.
     dimensions: tuple[tuple[str, str], ...] = (("Service", DEFAULT_SERVICE), ("Environment", "unknown"))

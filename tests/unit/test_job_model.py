@@ -9,16 +9,8 @@ from typing import Any
 
 import pytest
 
-from models.job import (
-    ALLOWED_TRANSITIONS,
-    API_VERSION,
-    JOB_ID,
-    PUBLIC_FIELDS,
-    Job,
-    JobStatus,
-    can_transition,
-    is_valid_job_id,
-)
+from models.ids import JOB_ID, is_valid_job_id
+from models.job import ALLOWED_TRANSITIONS, API_VERSION, PUBLIC_FIELDS, Job, JobStatus, can_transition
 
 VALID_ID = "job_20261121T231500_9f2c4e7a1b3d5f60"
 

@@ -4,8 +4,6 @@ in-memory stores of tests/fakes.py (the same rules over moto: tests/integration/
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from models.errors import Conflict, InvalidProgress, JobNotFound, JobNotProcessing, PipelineError, ProgressDecreased
@@ -172,7 +170,7 @@ def test_a_progress_report_that_keeps_losing_is_a_conflict(world: World) -> None
 
     def someone_else_writes(racing: str) -> None:
         current = world.jobs_table.jobs[racing]
-        world.jobs_table.jobs[racing] = dataclasses.replace(current, version=current.version + 1)
+        world.jobs_table.jobs[racing] = current.replace(version=current.version + 1)
 
     world.jobs_table.before_write = someone_else_writes
     with pytest.raises(Conflict):

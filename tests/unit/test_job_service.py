@@ -4,7 +4,6 @@ faults: tests/integration/test_lifecycle.py, test_faults.py, test_fault_matrix.p
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 
@@ -76,7 +75,7 @@ class World:
     def job(self, status: JobStatus = JobStatus.PENDING, owner: str | None = "cli_alice") -> Job:
         """A stored job in ``status`` (written directly, as if it had got there)."""
         view = self.creation.create_job(BlueprintFile(samples.png(extra=next(self.hex).encode())), ALICE)
-        job = dataclasses.replace(view.job, status=status, owner_id=owner)
+        job = view.job.replace(status=status, owner_id=owner)
         self.jobs_table.jobs[job.job_id] = job
         return job
 
@@ -106,7 +105,7 @@ def test_get_job_answers_not_found_alike_for_absent_expired_and_foreign_jobs(wor
 
 
 def test_a_completed_jobs_view_has_a_fresh_result_url(world: World) -> None:
-    job = dataclasses.replace(world.job(JobStatus.COMPLETED), result_s3_key=result_key("job_x"))
+    job = world.job(JobStatus.COMPLETED).replace(result_s3_key=result_key("job_x"))
     world.jobs_table.jobs[job.job_id] = job
     view = world.service.get_job_view(job.job_id, "cli_alice")
     assert view.result_url == "https://cache.example.test/cache/results/job_x/result.json?expires=300"
@@ -159,7 +158,7 @@ def test_a_transition_that_keeps_losing_is_a_conflict(world: World) -> None:
 
     def someone_else_writes(job_id: str) -> None:
         current = world.jobs_table.jobs[job_id]
-        world.jobs_table.jobs[job_id] = dataclasses.replace(current, version=current.version + 1)
+        world.jobs_table.jobs[job_id] = current.replace(version=current.version + 1)
 
     world.jobs_table.before_write = someone_else_writes
     with pytest.raises(Conflict):
@@ -220,9 +219,7 @@ def test_a_second_completion_waits_for_the_live_lock_then_gives_up(
 ) -> None:
     monkeypatch.setattr(job_service_module, "COMPLETION_WAIT_SECONDS", 0.1)
     job = world.job(JobStatus.PROCESSING)
-    world.jobs_table.jobs[job.job_id] = dataclasses.replace(
-        job, extra={"completing_by": "other", "completing_until": int(NOW) + 30}
-    )
+    world.jobs_table.jobs[job.job_id] = job.replace(extra={"completing_by": "other", "completing_until": int(NOW) + 30})
     with pytest.raises(Conflict, match="Another completion"):
         world.service.complete_job(job.job_id, RESULT)
     assert result_key(job.job_id) not in world.cache.objects

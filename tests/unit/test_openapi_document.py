@@ -18,7 +18,8 @@ from api.errors import STATUS_BY_CODE
 from api.media_types import CREATE_MEDIA_TYPES
 from api.requests import MAX_COMMENT_CHARS, MAX_FILENAME_CHARS
 from api.routes import ROUTES
-from models.job import JOB_ID, PUBLIC_FIELDS, UPLOAD_ID, JobStatus
+from models.ids import JOB_ID, UPLOAD_ID
+from models.job import PUBLIC_FIELDS, JobStatus
 from services.cursors import MAX_CURSOR_CHARS
 
 DOCUMENT_PATH = Path(rest_api.__file__).with_name("openapi.json")

@@ -1,4 +1,4 @@
-"""utils.records: the value classes that replace dataclasses on the cold-start path behave as they did."""
+"""models.records: the value classes that replace dataclasses on the cold-start path behave as they did."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from models.records import FrozenRecord, Record
 from services.runtime_config import RuntimeConfig
 from tests.factories import make_settings
-from utils.records import FrozenRecord, Record
 from utils.settings import Settings
 
 
@@ -65,7 +65,7 @@ def test_a_mutable_record_may_change() -> None:
 
 def test_settings_and_runtime_config_keep_their_defaults_and_value_semantics() -> None:
     settings = make_settings()
-    assert Settings(**{name: getattr(settings, name) for name in Settings.__slots__}) == settings
+    assert Settings(**{name: getattr(settings, name) for name in Settings._fields}) == settings
     assert settings.replace(log_level="DEBUG") != settings
     assert settings.replace(log_level="DEBUG").replace(log_level="INFO") == settings
     config = RuntimeConfig(default_page_size=5)

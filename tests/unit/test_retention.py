@@ -5,7 +5,6 @@ configuration: tests/infrastructure/test_template.py; the sweep against moto: te
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -105,7 +104,7 @@ def test_retention_is_at_least_a_day(world: World) -> None:
 
 # ------------------------------------------------------------------------------------ a marked job
 def marked(world: World, status: JobStatus) -> Job:
-    job = dataclasses.replace(world.job(status), erase_requested_at=int(world.now))
+    job = world.job(status).replace(erase_requested_at=int(world.now))
     world.jobs_table.jobs[job.job_id] = job
     return job
 
@@ -135,8 +134,8 @@ def test_a_completion_that_loses_to_an_erasure_is_not_found_and_takes_its_result
     def erasure_marks_and_cancels(key: str) -> None:  # between the result's write and the transition
         world.cache.before_put_json = None
         current = world.jobs_table.jobs[job.job_id]
-        world.jobs_table.jobs[job.job_id] = dataclasses.replace(
-            current, status=JobStatus.CANCELLED, version=current.version + 1, erase_requested_at=int(world.now)
+        world.jobs_table.jobs[job.job_id] = current.replace(
+            status=JobStatus.CANCELLED, version=current.version + 1, erase_requested_at=int(world.now)
         )
 
     world.cache.before_put_json = erasure_marks_and_cancels

@@ -6,7 +6,7 @@ from typing import Any
 
 from api.dependencies import Dependencies
 from api.http import Request, ok
-from models.job import validate_job_id
+from models.ids import validate_job_id
 
 
 def submit_feedback(request: Request, deps: Dependencies) -> dict[str, Any]:
