@@ -39,8 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, child_env, median, paired_ratio
-from bench.report import Row, Section, method_of
+from bench.common import ROOT, child_env, median
+from bench.report import Row, Section, method_of, paired_rows
 
 #: Issue 21: the package as released (precompiled, runtime dependencies only). Issue 6's development
 #: proxy (this virtualenv, bytecode cached) keeps its own target.
@@ -151,25 +151,9 @@ def compare(env: dict[str, str], samples: int, flags: tuple[str, ...] = ()) -> d
 
 
 def rows(setting: str, times: dict[str, list[float]], limit: float | None) -> list[Row]:
-    """The medians (reported) and the median of the paired ratios (judged against ``limit``, if any)."""
-    samples = len(times["handler"])
-    return [
-        Row(
-            f"{setting}: `import {HANDLER_MODULE}` (median of {samples})",
-            median(times["handler"]) * 1000,
-            f"`import boto3` (median of {samples})",
-            median(times["boto3"]) * 1000,
-            "ms",
-        ),
-        Row(
-            f"{setting}: `import {HANDLER_MODULE}` / `import boto3`, median of the {samples} rounds' ratios",
-            paired_ratio(times["handler"], times["boto3"]),
-            "equal",
-            1.0,
-            "x",
-            limit=limit,
-        ),
-    ]
+    return paired_rows(
+        f"{setting}: `import {HANDLER_MODULE}`", times["handler"], "`import boto3`", times["boto3"], limit
+    )
 
 
 def run(src: Path, samples: int, deployed_samples: int) -> Section:

@@ -131,22 +131,3 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def unique_png(text: bytes) -> bytes:
-    """A valid 1x1 PNG (IHDR with its CRC, as the API checks) made unique by a tEXt chunk of ``text``."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)  # 1x1, 8-bit greyscale
-    pixels = zlib.compress(b"\x00\x00")  # one scanline: filter byte, one pixel
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"tEXt", b"bench\x00" + text)
-        + chunk(b"IDAT", pixels)
-        + chunk(b"IEND", b"")
-    )

@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import NullWriter, child_env, percentile, quiet_stdout, report, run_child, unique_png, use_src
+from bench.common import NullWriter, child_env, percentile, quiet_stdout, report, run_child, use_src
 from bench.report import Row, Section, method_of
 
 API_KEY = "ldk_bench_events_key"
@@ -63,6 +63,7 @@ def _child(src: Path, samples: int) -> dict[str, Any]:
     os.environ["RATE_LIMIT_PER_MINUTE"], os.environ["RATE_LIMIT_BURST"] = "100000", "10000"
     from local_api.event_poller import start_poller
     from local_api.server import LambdaContext, build_event, prepare_environment
+    from tests.samples import png  # a valid PNG (the API checks IHDR's CRC), unique by a tEXt chunk
 
     stack, moto_server = prepare_environment()
     poller = start_poller(stack)
@@ -74,7 +75,7 @@ def _child(src: Path, samples: int) -> dict[str, Any]:
     direct_ms: list[float] = []
     try:
         for n in range(samples + 3):  # the first few warm the clients and the consumer up: not counted
-            content = base64.b64encode(unique_png(f"{n} {uuid.uuid4().hex}".encode())).decode()
+            content = base64.b64encode(png(extra=f"{n} {uuid.uuid4().hex}".encode())).decode()
             body = json.dumps({"blueprint": {"file": content, "format": "png"}}).encode()
             event = build_event(
                 "POST", "/api/v1/jobs", [("X-API-Key", API_KEY), ("Content-Type", "application/json")], body

@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import child_env, free_port, median, paired_ratio, ratio, report, run_child, use_src
-from bench.report import Row, Section, method_of
+from bench.common import child_env, free_port, median, ratio, report, run_child, use_src
+from bench.report import Section, method_of, paired_rows
 
 TARGET = 1.10
 API_KEY = "ldk_bench_first_request_key"
@@ -128,7 +128,7 @@ def run(src: Path, samples: int) -> Section:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    section = to_section(times, calls, samples)
+    section = to_section(times, calls)
     section.seconds = time.perf_counter() - started
     return section
 
@@ -152,28 +152,17 @@ def _sample(variant: str, event_file: Path, env: dict[str, str], *, trace: bool)
     raise RuntimeError(f"{variant} reported nothing (exit {done.returncode}):\n{done.stderr[-4000:]}")
 
 
-def to_section(times: dict[str, list[dict[str, Any]]], calls: dict[str, list[str]], samples: int) -> Section:
-    total = {v: median([t["total"] for t in times[v]]) * 1000 for v in VARIANTS}
+def to_section(times: dict[str, list[dict[str, Any]]], calls: dict[str, list[str]]) -> Section:
     imported = {v: median([t["import"] for t in times[v]]) * 1000 for v in VARIANTS}
     cpu = {v: median([t["cpu"] for t in times[v]]) * 1000 for v in VARIANTS}
     after = {v: median([t["total"] - t["import"] for t in times[v]]) * 1000 for v in VARIANTS}
-    rows = [
-        Row(
-            f"import + first GET job, ours (median of {samples})",
-            total["ours"],
-            f"bare: import boto3 + 3 clients + the same calls (median of {samples})",
-            total["bare"],
-            "ms",
-        ),
-        Row(
-            f"import + first GET job, ours / bare, median of the {samples} rounds' ratios",
-            paired_ratio([t["total"] for t in times["ours"]], [t["total"] for t in times["bare"]]),
-            "equal",
-            1.0,
-            "x",
-            limit=TARGET,
-        ),
-    ]
+    rows = paired_rows(
+        "import + first GET job, ours",
+        [t["total"] for t in times["ours"]],
+        "bare: import boto3 + 3 clients + the same calls",
+        [t["total"] for t in times["bare"]],
+        TARGET,
+    )
     same = calls["ours"] == calls["bare"]
     notes = [
         f"- Split at the import (medians): ours {imported['ours']:.0f} ms import + {after['ours']:.0f} ms first "

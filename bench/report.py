@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT, ratio
+from bench.common import ROOT, median, paired_ratio, ratio
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,32 @@ class Row:
             return "none (reported)"
         sign = ">=" if self.higher_is_better else "<="
         return f"{sign} {self.limit:g}x" if self.on_ratio else f"{sign} {self.limit:g} {self.unit}"
+
+
+def paired_rows(
+    figure_name: str, figures: list[float], baseline_name: str, baselines: list[float], limit: float | None
+) -> list[Row]:
+    """Interleaved samples (seconds, round by round) as two rows: their medians in ms (reported), and the
+    median of the rounds' ratios (judged against ``limit``, if any): the drift of a shared machine's speed
+    cancels within a round, where the ratio of two medians keeps it."""
+    samples = len(figures)
+    return [
+        Row(
+            f"{figure_name} (median of {samples})",
+            median(figures) * 1000,
+            f"{baseline_name} (median of {samples})",
+            median(baselines) * 1000,
+            "ms",
+        ),
+        Row(
+            f"{figure_name} / {baseline_name}, median of the {samples} rounds' ratios",
+            paired_ratio(figures, baselines),
+            "equal",
+            1.0,
+            "x",
+            limit=limit,
+        ),
+    ]
 
 
 @dataclass

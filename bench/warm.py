@@ -52,8 +52,6 @@ TARGET_POWERTOOLS = 1.0
 API_KEY = "ldk_bench_key_of_a_client"
 CLIENT_ID = "cli_bench"
 ROUTES = ("get", "create", "cancel")
-#: The tag a final transition puts on the blueprint (``storage.blueprint_store``), for the lifecycle rule.
-RETENTION_TAG = {"Key": "retention", "Value": "final"}
 VARIANTS = ("ours", "bare", "powertools")
 #: Ours again on the create, with the rate limiter on: an idle client, and a client within its burst.
 LIMITER_VARIANTS = ("limited", "limited-burst", "limited-memory")
@@ -205,6 +203,13 @@ class Bare:
     def __init__(self, dynamodb: Any, s3: Any, env: dict[str, str]) -> None:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+        # What a final transition writes, as src/ names it (the values; the calls are made here).
+        from services.retention import DAY_SECONDS, SWEEP_INTERVAL_SECONDS
+        from storage.blueprint_store import RETENTION_TAG
+        from storage.lookups import RETENTION
+
+        self.retention_entry, self.retention_tag = RETENTION, RETENTION_TAG
+        self.day, self.sweep_interval = DAY_SECONDS, SWEEP_INTERVAL_SECONDS
         self.dynamodb, self.s3 = dynamodb, s3
         self.jobs, self.previews, self.bucket = env["JOBS_TABLE"], env["PREVIEW_CACHE_TABLE"], env["BLUEPRINTS_BUCKET"]
         self.serializer, self.deserializer = TypeSerializer(), TypeDeserializer()
@@ -268,7 +273,7 @@ class Bare:
         now = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         # A final state: finished_at, and the retention entry brought forward (docs/erasure.md), as ours.
-        due = min(int(now) + self.retention_days * 24 * 3600 - 3600, int(item["expires_at"]["N"]))
+        due = min(int(now) + self.retention_days * self.day - self.sweep_interval, int(item["expires_at"]["N"]))
         updated = self.dynamodb.update_item(
             TableName=self.jobs,
             Key=key,
@@ -287,7 +292,7 @@ class Bare:
                 ":v0": {"S": "cancelled"},
                 ":v1": {"S": stamp},
                 ":v2": {"S": stamp},
-                ":v3": {"S": "sweep#retention"},
+                ":v3": {"S": self.retention_entry},
                 ":v4": {"N": str(due)},
                 ":expected_status": item["status"],
                 ":expected_version": item["version"],
@@ -298,7 +303,7 @@ class Bare:
         )["Attributes"]
         # The lifecycle rule's tag on the blueprint of a job in a final state, as ours.
         self.s3.put_object_tagging(
-            Bucket=self.bucket, Key=updated["blueprint_s3_key"]["S"], Tagging={"TagSet": [RETENTION_TAG]}
+            Bucket=self.bucket, Key=updated["blueprint_s3_key"]["S"], Tagging={"TagSet": [self.retention_tag]}
         )
         return self._answer(200, {k: self.deserializer.deserialize(v) for k, v in updated.items()})
 

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.common import NullWriter, child_env, percentile, quiet_stdout, report, run_child, unique_png, use_src
+from bench.common import NullWriter, child_env, percentile, quiet_stdout, report, run_child, use_src
 from bench.events import _Subscriber
 from bench.report import Row, Section, method_of
 
@@ -97,6 +97,7 @@ def _child(src: Path, samples: int) -> dict[str, Any]:
     from local_api.event_poller import start_poller
     from local_api.queue_poller import start_queue_pollers
     from local_api.server import LambdaContext, build_event, prepare_environment
+    from tests.samples import png  # a valid PNG (the API checks IHDR's CRC), unique by a tEXt chunk
 
     stack, moto_server = prepare_environment()
     pollers = [start_poller(stack), *start_queue_pollers(stack)]
@@ -117,7 +118,7 @@ def _child(src: Path, samples: int) -> dict[str, Any]:
     direct_ms: list[float] = []
     try:
         for n in range(samples + 3):  # the first few warm the clients, workers and KMS cache: not counted
-            content = base64.b64encode(unique_png(f"{n} {uuid.uuid4().hex}".encode())).decode()
+            content = base64.b64encode(png(extra=f"{n} {uuid.uuid4().hex}".encode())).decode()
             job_id = call("/api/v1/jobs", {"blueprint": {"file": content, "format": "png"}})["data"]["job_id"]
             changed = time.perf_counter()
             arrived = receiver.wait_for(job_id)

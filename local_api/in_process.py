@@ -55,8 +55,9 @@ def install(endpoint: str) -> None:
         from local_api import in_process_dynamodb
 
         in_process_dynamodb.install()
-        if aws._session is not None:  # made before: its clients copy its handlers
-            in_process_dynamodb.register(aws._session.events)
+        session = aws.current_session()
+        if session is not None:  # made before: its clients copy its handlers
+            in_process_dynamodb.register(session.events)
     aws.reset_clients()
     s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=aws.client_config(signature_version="s3v4"))
     aws.set_client("s3", s3)

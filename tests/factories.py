@@ -25,4 +25,4 @@ def lambda_environ(**overrides: str) -> dict[str, str]:
 
 def make_settings(**overrides: Any) -> Settings:
     """``Settings`` as the function builds them from its environment, with fields replaced."""
-    return Settings.from_environ(lambda_environ()).replace(**overrides)
+    return Settings.from_environ(lambda_environ())._replace(**overrides)

@@ -1,9 +1,11 @@
 """Small value classes without ``@dataclass``: its methods are generated as source text and compiled
 when the class is built, at every cold start (a 10-field frozen dataclass costs ~0.7 ms, a 28-field one
-~1.8 ms; ``bench/cold_start.py``). A ``Record`` subclass lists its fields in ``__slots__`` and writes its
-``__init__`` by hand (compiled once, into the package's bytecode); this base gives it what the dataclass
-gave: equality and hashing by value, a readable ``repr``, ``replace``, and (``FrozenRecord``) no
-assignment after ``__init__``.
+~1.8 ms; ``bench/cold_start.py``). A small immutable record with defaults is a ``typing.NamedTuple``
+(``Settings``, ``RuntimeConfig``: much cheaper to build). A class with behaviour, private fields or
+mutable ones is a ``Record`` subclass: it lists its fields in ``__slots__`` and writes its ``__init__`` by
+hand (compiled once, into the package's bytecode); this base gives it what the dataclass gave: equality
+and hashing by value, a readable ``repr``, ``replace``, and (``FrozenRecord``) no assignment after
+``__init__``.
 """
 
 from __future__ import annotations
@@ -41,13 +43,10 @@ class Record:
 
 
 class FrozenRecord(Record):
-    """A ``Record`` whose fields cannot change after ``__init__`` (which sets them with ``_set``)."""
+    """A ``Record`` whose fields cannot change after ``__init__`` (which sets them with
+    ``object.__setattr__``)."""
 
     __slots__ = ()
-
-    def _set(self, **values: Any) -> None:
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")

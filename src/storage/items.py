@@ -8,7 +8,7 @@ goes through boto3's serializer and deserializer: the same results in a third of
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -29,7 +29,7 @@ def _value(value: Any) -> dict[str, Any]:
         return {"S": value}
     if kind is int and -_NUMBER_LIMIT < value < _NUMBER_LIMIT:  # bool is not this exact type: BOOL
         return {"N": str(value)}
-    return dict(_serializer.serialize(value))
+    return cast(dict[str, Any], _serializer.serialize(value))
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:

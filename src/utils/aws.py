@@ -49,6 +49,11 @@ def get_client(service: str) -> Any:
         return client
 
 
+def current_session() -> boto3.session.Session | None:
+    """The session the clients are built from, once one exists (the local server adds event handlers)."""
+    return _session
+
+
 def set_client(service: str, client: Any) -> None:
     with _lock:
         _clients[service] = client

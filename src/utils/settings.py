@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from utils.errors import ConfigurationError
 from utils.metrics import DEFAULT_NAMESPACE, DEFAULT_SERVICE, is_valid_namespace
@@ -23,7 +23,7 @@ ENVIRONMENTS = ("dev", "prod")
 
 class Settings(NamedTuple):
     """The function's environment, checked. (A ``NamedTuple``, not a dataclass: its class costs a
-    fraction to build at each cold start; ``models.records``.)"""
+    fraction to build at each cold start; ``models.records`` says why.)"""
 
     environment: str
     jobs_table: str
@@ -45,10 +45,6 @@ class Settings(NamedTuple):
     webhook_allow_loopback: bool = False
     #: Days a blueprint is kept after its job's final state (template parameter BlueprintRetentionDays).
     blueprint_retention_days: int = 7
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` (tests)."""
-        return self._replace(**changes)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:

@@ -213,7 +213,7 @@ def test_first_request_judges_the_rounds_ratios_reports_the_medians_and_splits_t
         "bare": [sample(0.28, 0.45), sample(0.29, 0.50), sample(0.30, 0.52)],
     }
     calls = {"ours": ["DynamoDB.GetItem"], "bare": ["DynamoDB.GetItem"]}
-    section = first_request.to_section(times, calls, 3)  # type: ignore[arg-type]
+    section = first_request.to_section(times, calls)  # type: ignore[arg-type]
     medians, rounds = section.rows
     assert medians.figure == pytest.approx(550.0)  # medians, so the one slow sample does not count
     assert medians.baseline == pytest.approx(500.0)
@@ -223,7 +223,7 @@ def test_first_request_judges_the_rounds_ratios_reports_the_medians_and_splits_t
     assert rounds.met is False
     assert any("ours 320 ms import + 230 ms first request" in n for n in section.notes)
     calls["bare"] = ["DynamoDB.GetItem", "S3.HeadObject"]
-    assert any("DIFFER" in n for n in first_request.to_section(times, calls, 3).notes)  # type: ignore[arg-type]
+    assert any("DIFFER" in n for n in first_request.to_section(times, calls).notes)  # type: ignore[arg-type]
 
 
 def test_scale_judges_own_time_at_the_largest_size_against_the_smallest_and_items_read_against_the_page() -> None:

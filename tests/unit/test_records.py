@@ -17,7 +17,8 @@ class Point(FrozenRecord):
     _uncompared = frozenset({"label"})
 
     def __init__(self, x: int, y: int, label: str = "") -> None:
-        self._set(x=x, y=y, label=label)
+        for name, value in (("x", x), ("y", y), ("label", label)):
+            object.__setattr__(self, name, value)
 
 
 class Box(Record):
@@ -66,9 +67,9 @@ def test_a_mutable_record_may_change() -> None:
 def test_settings_and_runtime_config_keep_their_defaults_and_value_semantics() -> None:
     settings = make_settings()
     assert Settings(**{name: getattr(settings, name) for name in Settings._fields}) == settings
-    assert settings.replace(log_level="DEBUG") != settings
-    assert settings.replace(log_level="DEBUG").replace(log_level="INFO") == settings
+    assert settings._replace(log_level="DEBUG") != settings
+    assert settings._replace(log_level="DEBUG")._replace(log_level="INFO") == settings
     config = RuntimeConfig(default_page_size=5)
-    assert config == RuntimeConfig().replace(default_page_size=5)
+    assert config == RuntimeConfig()._replace(default_page_size=5)
     assert config.allowed_formats == ("png", "jpg", "pdf")
     assert {config: 1}[RuntimeConfig(default_page_size=5)] == 1
