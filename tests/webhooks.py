@@ -69,6 +69,12 @@ def verified(secret: str, received: Received) -> dict[str, Any]:
     return event
 
 
+def in_version_order(received: list[Received]) -> list[Received]:
+    """Deliveries sorted by the job version in their ``webhook-id`` (``{job_id}:{version}``): the README's
+    rule for receivers, since a standard queue may hand two of a job's events to the endpoint either way."""
+    return sorted(received, key=lambda r: int(r.headers["webhook-id"].rsplit(":", 1)[1]))
+
+
 class Pipeline:
     """Every step from a job's write to a receiver, run by hand (``run`` until nothing moves)."""
 

@@ -18,7 +18,7 @@ from local_api.server import LambdaContext
 from tests import samples
 from tests.conftest import OTHER_API_KEY, create_body, invoke
 from tests.receivers import Receiver, receiving
-from tests.webhooks import Pipeline, configure, register, stand_in_dns, verified
+from tests.webhooks import Pipeline, configure, in_version_order, register, stand_in_dns, verified
 from workers import pipeline_task
 
 LIFECYCLE = ["job.created", "job.processing", "job.progress", "job.completed"]
@@ -65,7 +65,7 @@ def test_each_state_change_reaches_the_receiver_signed_as_standard_webhooks_says
     drive_to_completed(job_id)
     pipeline.run()
 
-    received = sorted(receiver.wait_for(4), key=lambda r: int(r.headers["webhook-id"].rsplit(":", 1)[1]))
+    received = in_version_order(receiver.wait_for(4))
     events = [verified(hook["secret"], r) for r in received]
     assert [e["type"] for e in events] == LIFECYCLE, "in the order of the versions in their ids"
     assert len({r.headers["webhook-id"] for r in received}) == 4
