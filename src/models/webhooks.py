@@ -83,6 +83,13 @@ class Delivery:
     #: The request body, exactly as signed and sent: ``{"type", "timestamp", "data": {"job"}}``.
     body: str
 
+    @property
+    def ordering(self) -> tuple[tuple[str, str], int]:
+        """Which deliveries keep an order among themselves (one job's events to one webhook) and this
+        one's place: the job version in ``event_id`` (0 for an id that does not end in a number)."""
+        job_id, _, version = self.event_id.rpartition(":")
+        return (self.webhook_id, job_id), int(version) if version.isdigit() else 0
+
     def to_message(self) -> str:
         return json.dumps(
             {

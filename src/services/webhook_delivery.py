@@ -157,6 +157,15 @@ class WebhookDelivery:
         except Exception as exc:  # a store or KMS outage, a bug: this delivery fails, not the batch
             logger.exception("webhook delivery raised", extra={"webhook_id": delivery.webhook_id})
             result = Result(Outcome.FAILED, type(exc).__name__)
+        return self._settle(delivery, receipt_handle, attempt, result)
+
+    def postpone(self, delivery: Delivery, receipt_handle: str, attempt: int, reason: str) -> Result:
+        """Not attempted now (an earlier event of its job to the same webhook failed in this batch, or
+        the invocation has no time left for it): put off and counted as a failed attempt is, so that it
+        comes back behind the earlier one rather than overtaking it."""
+        return self._settle(delivery, receipt_handle, attempt, Result(Outcome.FAILED, reason))
+
+    def _settle(self, delivery: Delivery, receipt_handle: str, attempt: int, result: Result) -> Result:
         delay = None
         if result.outcome is Outcome.FAILED:
             delay = self.schedule.delay_after(attempt)

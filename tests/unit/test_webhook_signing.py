@@ -94,6 +94,21 @@ def test_a_delivery_survives_the_queue_unchanged_and_refuses_other_messages() ->
             Delivery.from_message(text)
 
 
+@pytest.mark.parametrize(
+    ("event_id", "ordering"),
+    [
+        ("job_20261121T231500_4b1d2c3e5f607182:12", (("wh_1", "job_20261121T231500_4b1d2c3e5f607182"), 12)),
+        ("job_x:2:3", (("wh_1", "job_x:2"), 3)),
+        ("job_x:v3", (("wh_1", "job_x"), 0)),
+        ("no-version", (("wh_1", ""), 0)),
+    ],
+)
+def test_a_deliverys_order_is_its_webhook_and_job_and_then_its_version(
+    event_id: str, ordering: tuple[tuple[str, str], int]
+) -> None:
+    assert Delivery("wh_1", "cli_alice", event_id, "job.completed", BODY).ordering == ordering
+
+
 def test_a_bus_event_becomes_the_job_event_it_carries() -> None:
     detail = {
         "id": EVENT_ID,
