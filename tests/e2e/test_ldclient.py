@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ldclient import Client, Created, RetryPolicy
+from ldclient import ApiError, Client, Created, RetryPolicy
 from tests import samples
 from tests.e2e.conftest import API_KEY, OTHER_API_KEY, ROOT, LocalServer
 
@@ -294,13 +295,24 @@ def _closed_port() -> int:
     return free_port()
 
 
+#: The proxy's own answers, by fault name: the status (its first three characters) and the error code.
+FAULT_CODES = {
+    "429": "RATE_LIMITED",
+    "503": "SERVICE_UNAVAILABLE",
+    "409 conflict": "CONFLICT",
+    "500": "INTERNAL_ERROR",
+}
+
+
 @dataclass
 class FaultyProxy:
     """In front of the API: the first create lands and loses its answer; then 429, then 503; then through.
-    With ``faults=[]`` it only records what passes (the creates' keys, times and answers)."""
+    With ``faults=[]`` it only records what passes (the creates' keys, times and answers). ``route``
+    picks the requests the faults apply to (``POST /api/v1/jobs`` unless told)."""
 
     upstream: str
     faults: list[str] = field(default_factory=lambda: ["lose", "429", "503"])
+    route: Callable[[str, str], bool] = lambda method, path: method == "POST" and path == "/api/v1/jobs"
     creates: list[tuple[float, str]] = field(default_factory=list)
     #: The status each create was answered with (the proxy's own fault or the API's), in order.
     answers: list[int] = field(default_factory=list)
@@ -309,15 +321,15 @@ class FaultyProxy:
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        is_create = handler.command == "POST" and urlsplit(handler.path).path == "/api/v1/jobs"
+        is_create = self.route(handler.command, urlsplit(handler.path).path)
         fault = self.faults.pop(0) if is_create and self.faults else None
         if is_create:
             self.creates.append((time.monotonic(), handler.headers.get("Idempotency-Key", "")))
-        if fault in ("429", "503"):
-            code = "RATE_LIMITED" if fault == "429" else "SERVICE_UNAVAILABLE"
+        if fault in FAULT_CODES:
+            status, code = int(fault[:3]), FAULT_CODES[fault]
             payload = json.dumps({"status": "error", "error": {"code": code, "message": "try later"}}).encode()
-            self._answer(handler, int(fault), [("Retry-After", "1"), ("Content-Type", "application/json")], payload)
-            self.answers.append(int(fault))
+            self._answer(handler, status, [("Retry-After", "1"), ("Content-Type", "application/json")], payload)
+            self.answers.append(status)
             self.retry_after.append("1")
             return
         status, headers, answer = self._forward(handler, body)
@@ -470,3 +482,53 @@ def test_its_dependencies_stay_out_of_the_lambda_and_are_pinned() -> None:
     for requirements in ("requirements-dev.txt", "constraints-dev.txt"):
         pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (ROOT / requirements).read_text(), re.M))
         assert names <= {name.lower() for name in pins}, requirements
+
+
+def _erasing(upstream: str, faults: list[str]) -> FaultyProxy:
+    return FaultyProxy(upstream, faults, route=lambda method, path: method == "POST" and path.endswith("/erase"))
+
+
+def test_an_erasure_answered_503_then_409_conflict_is_retried_until_it_is_done(
+    local_server: LocalServer, tmp_path: Path
+) -> None:
+    """The contract: an erasure cut short by a 503 is finished by calling again; a 409 CONFLICT (a
+    completion was writing) is to be retried."""
+    job_id = _submitted(local_server, tmp_path, "erase retried.png")
+    proxy = _erasing(local_server.url, ["503", "409 conflict"])
+    with serving(proxy) as url:
+        run = ldclient("--json", "erase", job_id, url=url)
+    assert run.code == 0, run.stderr
+    assert (run.json["job_id"], proxy.answers) == (job_id, [503, 409, 200])
+    times = [at for at, _ in proxy.creates]
+    assert [b - a >= 0.95 for a, b in itertools.pairwise(times)] == [True, True], "Retry-After honoured"
+    with Client(local_server.url, API_KEY) as api, pytest.raises(ApiError) as gone:
+        api.get_job(job_id)
+    assert gone.value.code == "JOB_NOT_FOUND"
+
+
+@pytest.mark.parametrize("fault", ["lose", "500"])
+def test_an_erasure_whose_answer_is_lost_or_500_is_not_retried(
+    local_server: LocalServer, tmp_path: Path, fault: str
+) -> None:
+    """A lost answer (the API erased the job) or an internal error: the job may be gone, a retry would
+    read 404 JOB_NOT_FOUND and hide what happened; the caller is told instead (exit 1 or 3)."""
+    job_id = _submitted(local_server, tmp_path, f"erase {fault}.png")
+    proxy = _erasing(local_server.url, [fault])
+    with serving(proxy) as url:
+        run = ldclient("--json", "erase", job_id, url=url)
+    assert run.code != 0
+    assert len(proxy.creates) == 1, "one attempt"
+    with Client(local_server.url, API_KEY) as api:
+        if fault == "lose":
+            with pytest.raises(ApiError):
+                api.get_job(job_id)  # erased: the answer was made, then lost
+        else:
+            assert api.get_job(job_id)["job_id"] == job_id  # the proxy answered; the API never saw it
+
+
+def _submitted(local_server: LocalServer, tmp_path: Path, name: str) -> str:
+    run = ldclient(
+        "--json", "submit", str(_file(tmp_path, name, samples.png(extra=os.urandom(8)))), url=local_server.url
+    )
+    assert run.code == 0, run.stderr
+    return str(run.json[0]["job"]["job_id"])

@@ -6,7 +6,7 @@
 import createFetchClient, { type Client as FetchClient } from "openapi-fetch";
 
 import { ApiError, NetworkError, UnknownFormatError, UploadError, WaitTimeoutError, apiErrorFrom } from "./errors.js";
-import { DEFAULT_RETRY, type RetryPolicy, sleep, withRetries } from "./retry.js";
+import { DEFAULT_RETRY, type Retries, type RetryPolicy, sleep, withRetries } from "./retry.js";
 import type { paths } from "./schema.js";
 import { MIME_TYPES, type Transport, type TransportResponse, detectFormat } from "./transport.js";
 import {
@@ -159,7 +159,7 @@ export class LocationDetectionClient {
 
   async getJob(jobId: string, signal?: AbortSignal): Promise<Job> {
     return this.call<Job>(
-      true,
+      "idempotent",
       () => this.api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal }),
       signal,
     );
@@ -168,7 +168,7 @@ export class LocationDetectionClient {
   /** Idempotent: cancelling a cancelled job answers the job again. A finished job is 409 `JOB_ALREADY_COMPLETED`. */
   async cancelJob(jobId: string, signal?: AbortSignal): Promise<Job> {
     return this.call<Job>(
-      true,
+      "idempotent",
       () => this.api.DELETE("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId } }, signal }),
       signal,
     );
@@ -183,7 +183,7 @@ export class LocationDetectionClient {
       ...(filters.cursor ? { cursor: filters.cursor } : {}),
     };
     return this.call<JobList>(
-      true,
+      "idempotent",
       () => this.api.GET("/api/v1/jobs", { params: { query }, signal: filters.signal }),
       filters.signal,
     );
@@ -227,7 +227,7 @@ export class LocationDetectionClient {
   /** Only for `completed` jobs; anything else is 409 `JOB_NOT_COMPLETED`. Not retried on a lost answer. */
   async submitFeedback(jobId: string, feedback: FeedbackRequest, signal?: AbortSignal): Promise<Feedback> {
     return this.call<Feedback>(
-      false,
+      "once",
       () =>
         this.api.POST("/api/v1/jobs/{job_id}/feedback", {
           params: { path: { job_id: jobId } },
@@ -258,11 +258,12 @@ export class LocationDetectionClient {
   /**
    * Contract, "Erasure": removes everything stored for the job; afterwards it is 404 like any unknown job.
    * A pending or processing job is cancelled first; an erasure cut short by a 503 is finished by calling
-   * this again. (`POST /api/v1/jobs/{job_id}/erase`.) Retried only on 429 and
-   * 409 `IDEMPOTENCY_IN_PROGRESS`: after a lost answer a retry would read 404.
+   * this again, which this does itself: an answered 503 or 409 `CONFLICT` is retried (as are 429 and 409
+   * `IDEMPOTENCY_IN_PROGRESS`), a lost answer or a 500 is not, since the retry would read 404 for a job that
+   * is gone. (`POST /api/v1/jobs/{job_id}/erase`.)
    */
   async eraseJob(jobId: string, signal?: AbortSignal): Promise<ErasedJob> {
-    return this.request<ErasedJob>("POST", `/api/v1/jobs/${encodeURIComponent(jobId)}/erase`, undefined, false, signal);
+    return this.request<ErasedJob>("POST", `/api/v1/jobs/${encodeURIComponent(jobId)}/erase`, undefined, "resumable", signal);
   }
 
   async health(signal?: AbortSignal): Promise<Health> {
@@ -278,17 +279,17 @@ export class LocationDetectionClient {
     body: { url: string; events?: WebhookEventType[]; description?: string },
     signal?: AbortSignal,
   ): Promise<Webhook> {
-    return this.request<Webhook>("POST", "/api/v1/webhooks", body, false, signal);
+    return this.request<Webhook>("POST", "/api/v1/webhooks", body, "once", signal);
   }
 
   async listWebhooks(signal?: AbortSignal): Promise<Webhook[]> {
-    const data = await this.request<{ webhooks: Webhook[] }>("GET", "/api/v1/webhooks", undefined, true, signal);
+    const data = await this.request<{ webhooks: Webhook[] }>("GET", "/api/v1/webhooks", undefined, "idempotent", signal);
     return data.webhooks;
   }
 
   async deleteWebhook(webhookId: string, signal?: AbortSignal): Promise<Webhook> {
     const path = `/api/v1/webhooks/${encodeURIComponent(webhookId)}`;
-    return this.request<Webhook>("DELETE", path, undefined, true, signal);
+    return this.request<Webhook>("DELETE", path, undefined, "idempotent", signal);
   }
 
   // ---------------------------------------------------------------------------------- internals
@@ -322,7 +323,7 @@ export class LocationDetectionClient {
         });
         return this.createdFrom(response);
       },
-      { policy: this.retry, idempotent: true, signal },
+      { policy: this.retry, retries: "idempotent", signal },
     );
   }
 
@@ -336,7 +337,7 @@ export class LocationDetectionClient {
   ): Promise<{ job: CreatedJob; replayed: boolean; requestId: string | null }> {
     if (!format) throw new UnknownFormatError(`${filename}: not a PNG, JPG or PDF (by its bytes, type or name)`);
     const upload = await this.call<Upload>(
-      true,
+      "idempotent",
       () =>
         this.api.POST("/api/v1/uploads", {
           body: { filename, format, size: file.size },
@@ -363,7 +364,7 @@ export class LocationDetectionClient {
           throw error;
         }
       },
-      { policy: this.retry, idempotent: true, signal },
+      { policy: this.retry, retries: "idempotent", signal },
     );
     report("creating", file.size);
     const url = `${this.baseUrl}/api/v1/jobs`;
@@ -381,7 +382,7 @@ export class LocationDetectionClient {
         );
         return this.createdFrom({ status: response.status, headers: response.headers, text: await response.text() });
       },
-      { policy: this.retry, idempotent: true, signal },
+      { policy: this.retry, retries: "idempotent", signal },
     );
   }
 
@@ -398,7 +399,7 @@ export class LocationDetectionClient {
   /** One call through openapi-fetch, with retries (an abort ends a wait between them); returns the
    * envelope's `data` or throws `ApiError`. */
   private async call<T>(
-    idempotent: boolean,
+    retries: Retries,
     operation: () => Promise<FetchResult>,
     signal: AbortSignal | undefined,
   ): Promise<T> {
@@ -408,7 +409,7 @@ export class LocationDetectionClient {
         if (error !== undefined || !response.ok) throw apiErrorFrom(response.status, response.headers, error ?? data);
         return (data as Envelope<T>).data;
       },
-      { policy: this.retry, idempotent, signal },
+      { policy: this.retry, retries, signal },
     );
   }
 
@@ -417,7 +418,7 @@ export class LocationDetectionClient {
     method: string,
     path: string,
     body: unknown,
-    idempotent: boolean,
+    retries: Retries,
     signal: AbortSignal | undefined,
   ): Promise<T> {
     const url = `${this.baseUrl}${path}`;
@@ -437,7 +438,7 @@ export class LocationDetectionClient {
         if (!response.ok) throw apiErrorFrom(response.status, response.headers, parsed);
         return (parsed as Envelope<T>).data;
       },
-      { policy: this.retry, idempotent, signal },
+      { policy: this.retry, retries, signal },
     );
   }
 

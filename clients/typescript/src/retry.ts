@@ -37,16 +37,21 @@ export function backoffMs(attempt: number, policy: RetryPolicy): number {
 }
 
 /**
- * Whether a failed attempt may be repeated. `idempotent` requests (GET, DELETE, and creates carrying an
- * `Idempotency-Key`) retry network errors and 5xx too; anything else only what the API refused before
- * doing anything (429, 409 `IDEMPOTENCY_IN_PROGRESS`).
+ * Which failures a request may repeat: `idempotent` (GET, DELETE, and creates carrying an
+ * `Idempotency-Key`) retries network errors, 5xx and 409 `CONFLICT`; `resumable` (an erasure, which the
+ * next call finishes) only an answered 503 or 409 `CONFLICT`, never a lost answer or a 500 (the job may be
+ * gone, and the retry would read 404); `once` only what the API refused before doing anything (429, 409
+ * `IDEMPOTENCY_IN_PROGRESS`), as every kind does.
  */
-export function isRetryable(error: unknown, idempotent: boolean): boolean {
-  if (error instanceof NetworkError) return idempotent;
+export type Retries = "idempotent" | "resumable" | "once";
+
+export function isRetryable(error: unknown, retries: Retries): boolean {
+  if (error instanceof NetworkError) return retries === "idempotent";
   if (!(error instanceof ApiError)) return false;
   if (error.status === 429 || error.code === "IDEMPOTENCY_IN_PROGRESS") return true;
-  if (error.code === "CONFLICT") return idempotent; // "a concurrent update won; safe to retry"
-  return idempotent && [500, 502, 503, 504].includes(error.status);
+  if (error.code === "CONFLICT") return retries !== "once"; // "a concurrent update won; safe to retry"
+  if (retries === "resumable") return error.status === 503;
+  return retries === "idempotent" && [500, 502, 503, 504].includes(error.status);
 }
 
 /** The wait before the next attempt: the server's `Retry-After` when it gave one, else our backoff. */
@@ -58,13 +63,13 @@ export function delayBeforeRetry(error: unknown, attempt: number, policy: RetryP
 
 export async function withRetries<T>(
   operation: (attempt: number) => Promise<T>,
-  options: { policy: RetryPolicy; idempotent: boolean; signal?: AbortSignal | undefined },
+  options: { policy: RetryPolicy; retries: Retries; signal?: AbortSignal | undefined },
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation(attempt);
     } catch (error) {
-      if (attempt >= options.policy.attempts || !isRetryable(error, options.idempotent)) throw error;
+      if (attempt >= options.policy.attempts || !isRetryable(error, options.retries)) throw error;
       const delay = delayBeforeRetry(error, attempt, options.policy);
       if (delay === null) throw error;
       await sleep(delay, options.signal);

@@ -371,6 +371,59 @@ describe("the other calls", () => {
     assert.equal((await alice.getJob(job.job_id)).status, "pending");
   });
 
+  /** A fetch that answers the first erasures itself (each status with its error code), then forwards;
+   * "lost" forwards the request and drops the answer. */
+  function erasing(faults: Array<number | "lost">, attempts: number[]): typeof fetch {
+    const codes: Record<number, string> = { 409: "CONFLICT", 500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE" };
+    return async (input, init) => {
+      const fault = String(input).endsWith("/erase") ? faults.shift() : undefined;
+      if (String(input).endsWith("/erase")) attempts.push(Date.now());
+      if (fault === "lost") {
+        await fetch(input, init);
+        throw new TypeError("fetch failed: the connection dropped before the answer");
+      }
+      if (fault === undefined) return fetch(input, init);
+      const body = { status: "error", error: { code: codes[fault], message: "try again" }, meta: {} };
+      return new Response(JSON.stringify(body), { status: fault, headers: { "Retry-After": "1", "Content-Type": "application/json" } });
+    };
+  }
+
+  test("eraseJob retries an answered 503 and 409 CONFLICT until the erasure is done", async () => {
+    const { job } = await alice.createJob(new Blob([png()]), { filename: "erase-retried.png" });
+    const attempts: number[] = [];
+    const client = createClient({ baseUrl: api.url, apiKey: KEYS[0], fetch: erasing([503, 409], attempts) });
+
+    const erased = await client.eraseJob(job.job_id);
+
+    assert.equal(erased.job_id, job.job_id);
+    assert.equal(attempts.length, 3);
+    assert.ok((attempts[1] ?? 0) - (attempts[0] ?? 0) >= 950, "waited Retry-After");
+    assert.ok((attempts[2] ?? 0) - (attempts[1] ?? 0) >= 950, "waited Retry-After");
+    const read = await alice.getJob(job.job_id).catch((e: unknown) => e);
+    assert.ok(read instanceof ApiError);
+    assert.equal(read.code, "JOB_NOT_FOUND");
+  });
+
+  test("eraseJob does not retry a lost answer or a 500: the job may be gone", async () => {
+    for (const fault of ["lost", 500] as const) {
+      const { job } = await alice.createJob(new Blob([png()]), { filename: `erase-${fault}.png` });
+      const attempts: number[] = [];
+      const client = createClient({ baseUrl: api.url, apiKey: KEYS[0], fetch: erasing([fault], attempts) });
+
+      const failed = await client.eraseJob(job.job_id).catch((e: unknown) => e);
+
+      assert.equal(attempts.length, 1, `${fault}: one attempt`);
+      if (fault === "lost") {
+        assert.ok(failed instanceof NetworkError);
+        const read = await alice.getJob(job.job_id).catch((e: unknown) => e);
+        assert.ok(read instanceof ApiError && read.code === "JOB_NOT_FOUND", "erased; only the answer was lost");
+      } else {
+        assert.ok(failed instanceof ApiError && failed.code === "INTERNAL_ERROR");
+        assert.equal((await alice.getJob(job.job_id)).status, "pending", "the API never saw it");
+      }
+    }
+  });
+
   test("a processing job is cancelled first: the pipeline can no longer complete it", async () => {
     const { job } = await alice.createJob(new Blob([png()]), { filename: "processing.png" });
     await ops(api, "start", job.job_id);

@@ -3,7 +3,9 @@
 Retries: a request that never reached the server (connection refused) is always safe to repeat; 429 and
 409 ``IDEMPOTENCY_IN_PROGRESS`` too (refused before anything happened). Network errors after sending,
 5xx and 409 ``CONFLICT`` are retried only for idempotent requests: GET, DELETE, and creates, which carry
-one ``Idempotency-Key`` per logical create for all their attempts. ``Retry-After`` is honoured.
+one ``Idempotency-Key`` per logical create for all their attempts. An erasure is resumable, not idempotent:
+an answered 503 or 409 ``CONFLICT`` is retried (the contract: the retry finishes the work), a lost answer
+or a 500 is not (the job may be gone, and the retry would read 404). ``Retry-After`` is honoured.
 """
 
 from __future__ import annotations
@@ -137,9 +139,10 @@ class Client:
         return self._data("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}", idempotent=True)
 
     def erase_job(self, job_id: str) -> Json:
-        """The contract's ``POST /api/v1/jobs/{job_id}/erase``: the receipt. Not retried after a
-        lost answer: the retry would read 404 for a job that is gone."""
-        return self._data("POST", f"/api/v1/jobs/{quote(job_id, safe='')}/erase", idempotent=False)
+        """The contract's ``POST /api/v1/jobs/{job_id}/erase``: the receipt. Retried after an answered
+        503 or 409 ``CONFLICT`` (the next call finishes the erasure), not after a lost answer or a 500:
+        the retry would read 404 for a job that is gone."""
+        return self._data("POST", f"/api/v1/jobs/{quote(job_id, safe='')}/erase", idempotent=False, resumable=True)
 
     def submit_feedback(self, job_id: str, rating: int, comment: str | None = None, corrections: Any = None) -> Json:
         body: Json = {"rating": rating}
@@ -196,6 +199,7 @@ class Client:
         path: str,
         *,
         idempotent: bool,
+        resumable: bool = False,
         key: str | None = None,
         body: MultipartBody | None = None,
         progress: Progress | None = None,
@@ -218,19 +222,20 @@ class Client:
             if response.is_success:
                 return response
             error = api_error(response)
-            delay = self._retry_delay(error, attempt, idempotent)
+            delay = self._retry_delay(error, attempt, idempotent=idempotent, resumable=resumable)
             if delay is None:
                 raise error
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _retry_delay(self, error: ApiError, attempt: int, idempotent: bool) -> float | None:
+    def _retry_delay(self, error: ApiError, attempt: int, *, idempotent: bool, resumable: bool) -> float | None:
         """Seconds to wait before the next attempt, or None when this error must be raised."""
         if attempt >= self.retry.attempts:
             return None
         always = error.status == 429 or error.code == "IDEMPOTENCY_IN_PROGRESS"
         when_idempotent = error.status in (500, 502, 503, 504) or error.code == "CONFLICT"
-        if not (always or (idempotent and when_idempotent)):
+        when_resumable = error.status == 503 or error.code == "CONFLICT"
+        if not (always or (idempotent and when_idempotent) or (resumable and when_resumable)):
             return None
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.retry.max_retry_after else None
