@@ -142,9 +142,13 @@ def test_one_report_per_ten_seconds_per_container(aws: Stack, health_clock: Fake
 
 
 class SlowClient(FaultyClient):
+    """``operation`` hangs for ``seconds``, then answers; once ``released`` (the test is over) it raises
+    instead, so that a probe the health check gave up on never reaches AWS after its test."""
+
     def __init__(self, real: Any, operation: str, seconds: float) -> None:
         super().__init__(real)
         self.operation, self.seconds = operation, seconds
+        self.released = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         attr = super().__getattr__(name)
@@ -152,24 +156,30 @@ class SlowClient(FaultyClient):
             return attr
 
         def slow(**kwargs: Any) -> Any:
-            time.sleep(self.seconds)
+            if self.released.wait(self.seconds):
+                raise ConnectionError("released: the test that hung this call is over")
             return attr(**kwargs)
 
         return slow
 
 
 def test_probes_run_in_parallel_and_a_hung_one_times_out(aws: Stack, health_clock: FakeClock) -> None:
-    """Both buckets hang for 3 s: in turn that would be 6 s; in parallel, with the 2 s timeout, about 2."""
+    """Both buckets hang for 6 s: in turn, with the 2 s timeout, that would be 4 s; without it, 6; in
+    parallel with it, about 2."""
     real_s3 = boto3.client("s3", region_name="us-east-1")
-    aws_clients.set_client("s3", SlowClient(real_s3, "head_bucket", 3.0))
+    slow = SlowClient(real_s3, "head_bucket", 6.0)
+    aws_clients.set_client("s3", slow)
 
     started = time.perf_counter()
-    status, _, services = check()
-    elapsed = time.perf_counter() - started
+    try:
+        status, _, services = check()
+        elapsed = time.perf_counter() - started
+    finally:
+        slow.released.set()
 
     assert (status, services["blueprints_bucket"], services["cache_bucket"]) == (503, "unhealthy", "unhealthy")
     assert services["jobs_table"] == "healthy"
-    assert health.PROBE_TIMEOUT_SECONDS <= elapsed < 2.9, f"{elapsed:.2f} s: not in parallel, or no timeout"
+    assert health.PROBE_TIMEOUT_SECONDS <= elapsed < 3.9, f"{elapsed:.2f} s: not in parallel, or no timeout"
 
 
 def test_concurrent_checks_share_one_round(aws: Stack, health_clock: FakeClock) -> None:

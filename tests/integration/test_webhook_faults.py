@@ -74,6 +74,7 @@ def test_an_endpoint_that_times_out_is_retried(pipeline: Pipeline) -> None:
         pipeline.delivery.poll_once(0)
         assert time.monotonic() - started < 1.2, "given up at the time limit"
         receiver.delay = 0
+        delivery_service().timeout = 10.0  # the retry meets a healthy endpoint, however busy the machine
         pipeline.run()
         received = receiver.wait_for(2)
     assert len(received) == 2
@@ -100,18 +101,17 @@ def test_a_reset_connection_is_retried(pipeline: Pipeline, monkeypatch: pytest.M
 
 
 def test_one_slow_endpoint_does_not_hold_back_the_others_of_its_batch(pipeline: Pipeline) -> None:
-    with receiving(Receiver(delay=1.0)) as slow, receiving() as fast_1, receiving() as fast_2:
+    with receiving(Receiver(delay=3.0)) as slow, receiving() as fast_1, receiving() as fast_2:
         for receiver in (slow, fast_1, fast_2):
             register(receiver.url, events=["job.created"])
         new_job(b"one slow of three")
         pipeline.stream.poll_once()
         pipeline.fanout.poll_once(0)
-        started = time.time()
         pipeline.delivery.poll_once(0)
-        elapsed = time.time() - started
-        assert fast_1.received[0].at - started < 0.8, "delivered while the slow one still waited"
-        assert fast_2.received[0].at - started < 0.8
-        assert elapsed < 2.5, "the batch took as long as its slowest, not the sum"
+        (held,) = slow.received
+        answered = held.at + slow.delay
+        assert fast_1.received[0].at < answered, "delivered while the slow one still waited"
+        assert fast_2.received[0].at < answered
 
 
 class Crash(BaseException):
@@ -193,7 +193,8 @@ def test_the_deliveries_queue_unavailable_keeps_the_event_until_it_is_back(
 def test_a_queue_that_will_not_put_a_delivery_off_still_loses_nothing(pipeline: Pipeline, clock: FakeClock) -> None:
     with receiving(Receiver(statuses=[500])) as receiver:
         register(receiver.url, events=["job.created"])
-        pipeline.set_queue("deliveries", VisibilityTimeout="1")
+        # Longer than a round with the put-off's retries takes on a busy machine: one attempt until it is up.
+        pipeline.set_queue("deliveries", VisibilityTimeout="3")
         real = aws_clients.get_client("sqs")
         aws_clients.set_client(
             "sqs",
@@ -203,7 +204,7 @@ def test_a_queue_that_will_not_put_a_delivery_off_still_loses_nothing(pipeline: 
         pipeline.run()
         assert len(receiver.received) == 1
         aws_clients.set_client("sqs", real)
-        time.sleep(1.1)  # back after the queue's own visibility timeout instead
+        time.sleep(3.1)  # back after the queue's own visibility timeout instead
         pipeline.run()
         assert len(receiver.wait_for(2)) == 2
 

@@ -112,7 +112,7 @@ def test_after_a_failure_the_jobs_later_events_wait_behind_it_and_then_follow_in
 
 
 def test_other_jobs_and_other_webhooks_are_not_held_back_by_one_jobs_chain(pipeline: Pipeline) -> None:
-    with receiving(Receiver(delay=1.0)) as slow, receiving() as other:
+    with receiving(Receiver(delay=3.0)) as slow, receiving() as other:
         register(slow.url)
         register(other.url)
         first, second = new_job(b"first job"), new_job(b"second job")
@@ -121,8 +121,8 @@ def test_other_jobs_and_other_webhooks_are_not_held_back_by_one_jobs_chain(pipel
         at_slow = {r.headers["webhook-id"]: r.at for r in slow.wait_for(2)}
         at_other = {r.headers["webhook-id"]: r.at for r in other.wait_for(2)}
     assert set(at_slow) == set(at_other) == {f"{first}:1", f"{second}:1"}
-    assert abs(at_slow[f"{first}:1"] - at_slow[f"{second}:1"]) < 1.0, "two jobs to one webhook in parallel"
-    assert max(at_other.values()) < min(at_slow.values()) + 1.0, "the other webhook did not wait for the slow one"
+    assert abs(at_slow[f"{first}:1"] - at_slow[f"{second}:1"]) < 3.0, "two jobs to one webhook in parallel"
+    assert max(at_other.values()) < min(at_slow.values()) + 3.0, "the other webhook did not wait for the slow one"
 
 
 def test_a_delivery_that_would_outlast_the_invocation_is_put_off_not_begun(pipeline: Pipeline) -> None:
