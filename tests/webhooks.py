@@ -69,10 +69,15 @@ def verified(secret: str, received: Received) -> dict[str, Any]:
     return event
 
 
+def version_of(event_id: str) -> int:
+    """The job version in an event's id (``{job_id}:{version}``, the ``webhook-id`` header)."""
+    return int(event_id.rsplit(":", 1)[1])
+
+
 def in_version_order(received: list[Received]) -> list[Received]:
-    """Deliveries sorted by the job version in their ``webhook-id`` (``{job_id}:{version}``): the README's
-    rule for receivers, since a standard queue may hand two of a job's events to the endpoint either way."""
-    return sorted(received, key=lambda r: int(r.headers["webhook-id"].rsplit(":", 1)[1]))
+    """Deliveries sorted by the job version in their ``webhook-id``: the README's rule for receivers,
+    since a standard queue may hand two of a job's events to the endpoint either way."""
+    return sorted(received, key=lambda r: version_of(r.headers["webhook-id"]))
 
 
 class Pipeline:

@@ -65,23 +65,9 @@ PUBLIC_FIELDS = tuple(
 )
 
 
-#: A job's fields, in order: its stored attributes, then ``extra`` (attributes this code does not know).
-_JOB_FIELDS = tuple(
-    "job_id status created_at updated_at blueprint_s3_key blueprint_format blueprint_hash"  # noqa: SIM905
-    " blueprint_size blueprint_filename request_id correlation_id expires_at api_version result_s3_key"
-    " error started_at finished_at progress stage version feedback_count owner_id upload_id"
-    " idempotency_record erase_requested_at lookup_key lookup_at extra".split()
-)
-
-
-#: A job's stored attributes, in order.
-_RECORD_FIELDS = _JOB_FIELDS[:-1]
-
-
 class Job(FrozenRecord):
     """A job as stored (not a dataclass: building this one cost ~3 ms of every cold start; ``models.records``)."""
 
-    __slots__ = _JOB_FIELDS
     _uncompared = frozenset({"extra"})
 
     job_id: str
@@ -121,7 +107,10 @@ class Job(FrozenRecord):
     #: The lookup index's entry (``storage.lookups``): what the sweep must do with the job, and when.
     lookup_key: str | None
     lookup_at: int | None
+    #: Attributes this code does not know, kept as read.
     extra: dict[str, Any]
+    # The fields, in order, are the annotations above (listed once): its stored attributes, then extra.
+    __slots__ = tuple(__annotations__)
 
     def __init__(
         self,
@@ -194,6 +183,8 @@ class Job(FrozenRecord):
         return cls(**values, extra=extra)
 
 
+#: A job's stored attributes, in order.
+_RECORD_FIELDS = Job.__slots__[:-1]
 _KNOWN_FIELDS = frozenset(_RECORD_FIELDS)
 
 

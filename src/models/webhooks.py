@@ -84,11 +84,15 @@ class Delivery:
     body: str
 
     @property
-    def ordering(self) -> tuple[tuple[str, str], int]:
-        """Which deliveries keep an order among themselves (one job's events to one webhook) and this
-        one's place: the job version in ``event_id`` (0 for an id that does not end in a number)."""
-        job_id, _, version = self.event_id.rpartition(":")
-        return (self.webhook_id, job_id), int(version) if version.isdigit() else 0
+    def chain(self) -> tuple[str, str]:
+        """The deliveries that keep an order among themselves: one job's events to one webhook."""
+        return self.webhook_id, self.event_id.rpartition(":")[0]
+
+    @property
+    def version(self) -> int:
+        """Its place in its chain: the job version in ``event_id`` (0 for an id not ending in a number)."""
+        version = self.event_id.rpartition(":")[2]
+        return int(version) if version.isdigit() else 0
 
     def to_message(self) -> str:
         return json.dumps(

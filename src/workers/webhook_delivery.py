@@ -61,7 +61,7 @@ def _attempt_all(service: WebhookDelivery, records: list[dict[str, Any]]) -> lis
     for index, record in enumerate(records):
         queued = _read(record)
         if queued is not None:
-            chains.setdefault(queued.delivery.ordering[0], []).append((index, queued))
+            chains.setdefault(queued.delivery.chain, []).append((index, queued))
     if not chains:
         return results
     with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="webhook-delivery") as pool:
@@ -96,13 +96,13 @@ def _attempt_chain(service: WebhookDelivery, chain: list[tuple[int, _Queued]]) -
     before the invocation's deadline is put off too. The first is always attempted, as a lone one is."""
     done: list[tuple[int, Result]] = []
     blocked_by = ""
-    for index, queued in sorted(chain, key=lambda item: item[1].delivery.ordering[1]):
+    for index, queued in sorted(chain, key=lambda item: item[1].delivery.version):
         left = retry.seconds_left()
         if blocked_by or (done and left is not None and left < service.timeout):
             reason = f"behind {blocked_by}" if blocked_by else "no time left in this invocation"
-            done.append((index, service.postpone(*queued, reason=reason)))
+            done.append((index, service.postpone(queued.delivery, queued.receipt_handle, queued.attempt, reason)))
             continue
-        result = service.attempt(*queued)
+        result = service.attempt(queued.delivery, queued.receipt_handle, queued.attempt)
         if result.outcome is Outcome.FAILED:
             blocked_by = queued.delivery.event_id
         done.append((index, result))

@@ -78,7 +78,7 @@ def test_a_create_meeting_429_waits_retry_after_and_makes_one_job(
     assert run.code == 0, run.stderr
     assert proxy.answers == [429, 201]
     retry_after = int(proxy.retry_after[0] or 0)
-    (first, key), (second, again) = proxy.creates
+    (first, key), (second, again) = proxy.attempts
     # What is left of the refill when the client's create arrived (its whole seconds, rounded up; one
     # less when the last allowed request came a moment before spent_at).
     left = math.ceil(SECONDS_PER_REQUEST - (first - spent_at))

@@ -15,7 +15,7 @@ from local_api.cfn_template import Stack
 from local_api.server import LambdaContext
 from tests.integration.test_webhook_delivery import new_job, task
 from tests.receivers import Receiver, receiving
-from tests.webhooks import Pipeline, configure, in_version_order, register
+from tests.webhooks import Pipeline, configure, in_version_order, register, version_of
 from workers import webhook_delivery
 
 DELAY = 0.4
@@ -27,12 +27,8 @@ def pipeline(aws: Stack, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     return Pipeline(aws)
 
 
-def version(event_id: str) -> int:
-    return int(event_id.rsplit(":", 1)[1])
-
-
 def queued_version(record: dict[str, Any]) -> int:
-    return version(json.loads(record["body"])["event_id"])
+    return version_of(json.loads(record["body"])["event_id"])
 
 
 def queued_newest_first(pipeline: Pipeline, count: int) -> list[dict[str, Any]]:
@@ -107,7 +103,7 @@ def test_after_a_failure_the_jobs_later_events_wait_behind_it_and_then_follow_in
         ]
         pipeline.run_until(lambda: len(receiver.received) >= 4)
         received = receiver.wait_for(4)
-    assert [version(r.headers["webhook-id"]) for r in received] == [1, 1, 2, 3]
+    assert [version_of(r.headers["webhook-id"]) for r in received] == [1, 1, 2, 3]
     assert pipeline.waiting("deliveries") == 0
 
 

@@ -95,18 +95,19 @@ def test_a_delivery_survives_the_queue_unchanged_and_refuses_other_messages() ->
 
 
 @pytest.mark.parametrize(
-    ("event_id", "ordering"),
+    ("event_id", "chain", "version"),
     [
-        ("job_20261121T231500_4b1d2c3e5f607182:12", (("wh_1", "job_20261121T231500_4b1d2c3e5f607182"), 12)),
-        ("job_x:2:3", (("wh_1", "job_x:2"), 3)),
-        ("job_x:v3", (("wh_1", "job_x"), 0)),
-        ("no-version", (("wh_1", ""), 0)),
+        ("job_20261121T231500_4b1d2c3e5f607182:12", ("wh_1", "job_20261121T231500_4b1d2c3e5f607182"), 12),
+        ("job_x:2:3", ("wh_1", "job_x:2"), 3),
+        ("job_x:v3", ("wh_1", "job_x"), 0),
+        ("no-version", ("wh_1", ""), 0),
     ],
 )
-def test_a_deliverys_order_is_its_webhook_and_job_and_then_its_version(
-    event_id: str, ordering: tuple[tuple[str, str], int]
+def test_a_deliverys_chain_is_its_webhook_and_job_and_its_place_the_version(
+    event_id: str, chain: tuple[str, str], version: int
 ) -> None:
-    assert Delivery("wh_1", "cli_alice", event_id, "job.completed", BODY).ordering == ordering
+    delivery = Delivery("wh_1", "cli_alice", event_id, "job.completed", BODY)
+    assert (delivery.chain, delivery.version) == (chain, version)
 
 
 def test_a_bus_event_becomes_the_job_event_it_carries() -> None:

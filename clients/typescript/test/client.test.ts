@@ -18,7 +18,7 @@ import {
   fileFromPath,
   nodeTransport,
 } from "../src/node.js";
-import { EXAMPLE_RESULT, KEYS, type LocalApi, ops, pdf, png, startLocalApi } from "./helpers.js";
+import { EXAMPLE_RESULT, KEYS, type LocalApi, errorResponse, ops, pdf, png, startLocalApi } from "./helpers.js";
 
 const REQUEST_ID = /^req_\d{8}T\d{6}_[a-z0-9]{6,}$/;
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
@@ -323,10 +323,7 @@ describe("the other calls", () => {
     const throttled: typeof fetch = async (input, init) => {
       started.push(Date.now());
       const status = answers.shift();
-      if (status) {
-        const body = { status: "error", error: { code: status === 429 ? "RATE_LIMITED" : "SERVICE_UNAVAILABLE", message: "busy" }, meta: {} };
-        return new Response(JSON.stringify(body), { status, headers: { "Retry-After": "1", "Content-Type": "application/json" } });
-      }
+      if (status) return errorResponse(status, status === 429 ? "RATE_LIMITED" : "SERVICE_UNAVAILABLE");
       return fetch(input, init);
     };
     const client = createClient({ baseUrl: api.url, apiKey: KEYS[0], fetch: throttled });
@@ -376,15 +373,14 @@ describe("the other calls", () => {
   function erasing(faults: Array<number | "lost">, attempts: number[]): typeof fetch {
     const codes: Record<number, string> = { 409: "CONFLICT", 500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE" };
     return async (input, init) => {
-      const fault = String(input).endsWith("/erase") ? faults.shift() : undefined;
-      if (String(input).endsWith("/erase")) attempts.push(Date.now());
+      const erase = String(input).endsWith("/erase");
+      const fault = erase ? faults.shift() : undefined;
+      if (erase) attempts.push(Date.now());
       if (fault === "lost") {
         await fetch(input, init);
         throw new TypeError("fetch failed: the connection dropped before the answer");
       }
-      if (fault === undefined) return fetch(input, init);
-      const body = { status: "error", error: { code: codes[fault], message: "try again" }, meta: {} };
-      return new Response(JSON.stringify(body), { status: fault, headers: { "Retry-After": "1", "Content-Type": "application/json" } });
+      return fault === undefined ? fetch(input, init) : errorResponse(fault, codes[fault] ?? "INTERNAL_ERROR");
     };
   }
 

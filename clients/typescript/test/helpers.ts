@@ -118,3 +118,9 @@ function bytesOf(buffer: Buffer): Uint8Array<ArrayBuffer> {
 }
 
 export const EXAMPLE_RESULT = join(ROOT, "examples", "result.json");
+
+/** The API's error envelope with `Retry-After: 1`, as a fetch wrapper answers in the API's place. */
+export function errorResponse(status: number, code: string): Response {
+  const body = { status: "error", error: { code, message: "try again" }, meta: {} };
+  return new Response(JSON.stringify(body), { status, headers: { "Retry-After": "1", "Content-Type": "application/json" } });
+}

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +29,10 @@ from ldclient.files import MIME_TYPES, MultipartBody, Progress, detect_format
 DIRECT_LIMIT_BYTES = 4 * 1024 * 1024
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 Json = dict[str, Any]
+#: Which failures a request repeats (the module's docstring): ``idempotent`` network errors after sending,
+#: 5xx and 409 ``CONFLICT``; ``resumable`` (an erasure) an answered 503 or 409 ``CONFLICT``; ``once``
+#: neither. All of them: a request that never left, 429 and 409 ``IDEMPOTENCY_IN_PROGRESS``.
+Retries = Literal["idempotent", "resumable", "once"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class Client:
         if route == "direct":
             content_type = MIME_TYPES.get(fmt or "", "application/octet-stream")
             body = MultipartBody(path, path.name, content_type, [])
-            response = self._send("POST", "/api/v1/jobs", idempotent=True, key=key, body=body, progress=progress)
+            response = self._send("POST", "/api/v1/jobs", retries="idempotent", key=key, body=body, progress=progress)
         else:
             response = self._create_presigned(path, fmt, key, progress)
         data = response.json()["data"]
@@ -107,12 +111,12 @@ class Client:
         if fmt is None:
             raise ApiError(400, "INVALID_FILE_FORMAT", f"{path.name}: not a PNG, JPG or PDF (by its bytes or name)")
         request = {"filename": path.name, "format": fmt, "size": path.stat().st_size}
-        upload = self._send("POST", "/api/v1/uploads", idempotent=True, key=f"{key}.upload", json=request).json()
+        upload = self._send("POST", "/api/v1/uploads", retries="idempotent", key=f"{key}.upload", json=request).json()
         upload = upload["data"]
         body = MultipartBody(path, path.name, MIME_TYPES[fmt], list(upload["fields"].items()))
         self._post_to_s3(upload["url"], body, progress)
         payload = {"blueprint": {"upload_id": upload["upload_id"]}}
-        return self._send("POST", "/api/v1/jobs", idempotent=True, key=f"{key}.job", json=payload)
+        return self._send("POST", "/api/v1/jobs", retries="idempotent", key=f"{key}.job", json=payload)
 
     def _post_to_s3(self, url: str, body: MultipartBody, progress: Progress | None) -> None:
         for attempt in range(1, self.retry.attempts + 1):
@@ -132,17 +136,17 @@ class Client:
             self._sleep(self._backoff(attempt))  # the same object key: a retry overwrites
 
     def get_job(self, job_id: str) -> Json:
-        return self._data("GET", f"/api/v1/jobs/{quote(job_id, safe='')}", idempotent=True)
+        return self._data("GET", f"/api/v1/jobs/{quote(job_id, safe='')}", retries="idempotent")
 
     def cancel_job(self, job_id: str) -> Json:
         """Idempotent (a cancelled job answers again); a finished job is 409 ``JOB_ALREADY_COMPLETED``."""
-        return self._data("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}", idempotent=True)
+        return self._data("DELETE", f"/api/v1/jobs/{quote(job_id, safe='')}", retries="idempotent")
 
     def erase_job(self, job_id: str) -> Json:
         """The contract's ``POST /api/v1/jobs/{job_id}/erase``: the receipt. Retried after an answered
         503 or 409 ``CONFLICT`` (the next call finishes the erasure), not after a lost answer or a 500:
         the retry would read 404 for a job that is gone."""
-        return self._data("POST", f"/api/v1/jobs/{quote(job_id, safe='')}/erase", idempotent=False, resumable=True)
+        return self._data("POST", f"/api/v1/jobs/{quote(job_id, safe='')}/erase", retries="resumable")
 
     def submit_feedback(self, job_id: str, rating: int, comment: str | None = None, corrections: Any = None) -> Json:
         body: Json = {"rating": rating}
@@ -151,7 +155,7 @@ class Client:
         if corrections is not None:
             body["corrections"] = corrections
         path = f"/api/v1/jobs/{quote(job_id, safe='')}/feedback"
-        return self._data("POST", path, idempotent=False, json=body)
+        return self._data("POST", path, retries="once", json=body)
 
     def list_jobs(self, status: str | None = None, page_size: int | None = None) -> Iterator[Json]:
         """The caller's jobs, newest first, page after page through ``next_cursor``."""
@@ -161,7 +165,7 @@ class Client:
         if page_size:
             params["limit"] = page_size
         while True:
-            page = self._data("GET", "/api/v1/jobs", idempotent=True, params=params)
+            page = self._data("GET", "/api/v1/jobs", retries="idempotent", params=params)
             yield from page["jobs"]
             if not page.get("next_cursor"):
                 return
@@ -189,8 +193,8 @@ class Client:
             delay = min(5.0, delay * 1.6)
 
     # ---------------------------------------------------------------------------------- internals
-    def _data(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> Json:
-        data = self._send(method, path, idempotent=idempotent, **kwargs).json()["data"]
+    def _data(self, method: str, path: str, *, retries: Retries, **kwargs: Any) -> Json:
+        data = self._send(method, path, retries=retries, **kwargs).json()["data"]
         return dict(data)
 
     def _send(
@@ -198,8 +202,7 @@ class Client:
         method: str,
         path: str,
         *,
-        idempotent: bool,
-        resumable: bool = False,
+        retries: Retries,
         key: str | None = None,
         body: MultipartBody | None = None,
         progress: Progress | None = None,
@@ -214,7 +217,7 @@ class Client:
                 response = self._http.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:
                 # Never sent (ConnectError): always safe to repeat; otherwise only when idempotent.
-                retry = isinstance(exc, httpx.ConnectError) or idempotent
+                retry = isinstance(exc, httpx.ConnectError) or retries == "idempotent"
                 if not retry or attempt == self.retry.attempts:
                     raise NetworkError(f"{method} {self.base_url}{path}: {exc or type(exc).__name__}") from exc
                 self._sleep(self._backoff(attempt))
@@ -222,20 +225,20 @@ class Client:
             if response.is_success:
                 return response
             error = api_error(response)
-            delay = self._retry_delay(error, attempt, idempotent=idempotent, resumable=resumable)
+            delay = self._retry_delay(error, attempt, retries)
             if delay is None:
                 raise error
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _retry_delay(self, error: ApiError, attempt: int, *, idempotent: bool, resumable: bool) -> float | None:
+    def _retry_delay(self, error: ApiError, attempt: int, retries: Retries) -> float | None:
         """Seconds to wait before the next attempt, or None when this error must be raised."""
         if attempt >= self.retry.attempts:
             return None
         always = error.status == 429 or error.code == "IDEMPOTENCY_IN_PROGRESS"
-        when_idempotent = error.status in (500, 502, 503, 504) or error.code == "CONFLICT"
-        when_resumable = error.status == 503 or error.code == "CONFLICT"
-        if not (always or (idempotent and when_idempotent) or (resumable and when_resumable)):
+        answered = {"idempotent": (500, 502, 503, 504), "resumable": (503,), "once": ()}[retries]
+        again = error.status in answered or (retries != "once" and error.code == "CONFLICT")
+        if not (always or again):
             return None
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.retry.max_retry_after else None
